@@ -64,8 +64,11 @@ def _neighbourhood(maps: torch.Tensor, flat_bc: torch.Tensor, rows: torch.Tensor
     return flat[flat_bc[:, None, None], rr[:, :, None], cc[:, None, :]]  # (K, 2r+1, 2r+1)
 
 
-def refine_log_parabola(window: torch.Tensor) -> torch.Tensor:
-    """Subpixel ``(dx, dy)`` offsets from 3x3 windows ``(K, 3, 3)`` by a parabola fit to log values."""
+def refine_log_parabola(window: torch.Tensor, limit: float = 0.5) -> torch.Tensor:
+    """Subpixel ``(dx, dy)`` offsets from 3x3 windows ``(K, 3, 3)`` by a parabola fit to log values.
+
+    Offsets are relative to the window's centre and clipped to ``[-limit, limit]``.
+    """
     import torch
 
     logs = torch.log(window.clamp_min(1e-12))
@@ -77,7 +80,7 @@ def refine_log_parabola(window: torch.Tensor) -> torch.Tensor:
     # a flat or non-concave neighbourhood gives no information: keep the integer peak there
     dx = torch.where(denom_x < -1e-12, 0.5 * (left - right) / denom_x, torch.zeros_like(centre))
     dy = torch.where(denom_y < -1e-12, 0.5 * (up - down) / denom_y, torch.zeros_like(centre))
-    return torch.stack([dx, dy], dim=-1).clamp(-0.5, 0.5)
+    return torch.stack([dx, dy], dim=-1).clamp(-limit, limit)
 
 
 def refine_integral(window: torch.Tensor) -> torch.Tensor:
@@ -114,6 +117,7 @@ def _refine(
     rows: torch.Tensor,
     cols: torch.Tensor,
     refinement: Refinement,
+    sigma: float | None,
 ) -> torch.Tensor:
     import torch
 
@@ -121,7 +125,19 @@ def _refine(
     if refinement == "none" or len(rows) == 0:
         return xy
     if refinement == "gaussian":
-        offsets = refine_log_parabola(_neighbourhood(located, flat_bc, rows, cols, 1))
+        _, _, h, w = maps.shape
+        # a 3-point log-parabola is exact anywhere on a Gaussian: fit around the nearest interior
+        # cell so that peaks on the last row or column still have two neighbours
+        fit_rows = rows.clamp(1, max(h - 2, 0)) if h >= 3 else rows
+        fit_cols = cols.clamp(1, max(w - 2, 0)) if w >= 3 else cols
+        shift = torch.stack([fit_cols - cols, fit_rows - rows], dim=-1).to(torch.float32)
+        smoothed_fit = refine_log_parabola(_neighbourhood(located, flat_bc, fit_rows, fit_cols, 1), 1.5)
+        # padding biases the smoothed map within a kernel radius of the border; the raw map's
+        # log-parabola is exact there for a clean Gaussian, so use it at the border
+        radius = (len(gaussian_kernel_1d(sigma if sigma is not None else 1.0)) - 1) // 2
+        near_border = (rows < radius) | (cols < radius) | (rows >= h - radius) | (cols >= w - radius)
+        raw_fit = refine_log_parabola(_neighbourhood(maps.float(), flat_bc, fit_rows, fit_cols, 1), 1.5)
+        offsets = (torch.where(near_border[:, None], raw_fit, smoothed_fit) + shift).clamp(-1.0, 1.0)
     else:
         offsets = refine_integral(_neighbourhood(maps.float(), flat_bc, rows, cols, 2))
     return xy + offsets
@@ -159,7 +175,7 @@ def find_global_peaks(
     values = maps.reshape(b, c, h * w).gather(-1, flat_idx[..., None])[..., 0]
     rows, cols = flat_idx // w, flat_idx % w
     flat_bc = torch.arange(b * c, device=maps.device)
-    xy = _refine(maps, located, flat_bc, rows.reshape(-1), cols.reshape(-1), refinement).reshape(b, c, 2)
+    xy = _refine(maps, located, flat_bc, rows.reshape(-1), cols.reshape(-1), refinement, sigma).reshape(b, c, 2)
     xy = torch.where((values >= threshold)[..., None], xy, torch.full_like(xy, float("nan")))
     return xy, values
 
@@ -190,5 +206,5 @@ def find_local_peaks(
     is_peak = (located == pooled) & (located > left) & (located > up) & (maps >= threshold)
     sample, channel, rows, cols = torch.nonzero(is_peak, as_tuple=True)
     values = maps[sample, channel, rows, cols]
-    xy = _refine(maps, located, sample * c + channel, rows, cols, refinement)
+    xy = _refine(maps, located, sample * c + channel, rows, cols, refinement, sigma)
     return sample, channel, xy, values

@@ -1,0 +1,192 @@
+"""What the CLI and the widgets call: predict (and optionally track) labels files, videos, folders."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from napari_posetrack.core.errors import MissingFileError
+from napari_posetrack.core.inference.frames import select_frames
+from napari_posetrack.core.inference.pipelines import InferenceOptions, Pipeline, load_pipeline, pipeline_skeleton_check
+from napari_posetrack.core.inference.predictor import add_predictions, predict_frames
+from napari_posetrack.core.labels import Labels
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".webm")
+
+
+def journal_path_for(output: str | os.PathLike[str], video_index: int) -> Path:
+    """Where the resumable journal of one video of an output file lives (beside the output)."""
+    out = Path(output)
+    return out.with_name(f".{out.name}.video{video_index}.journal.h5")
+
+
+def predict_labels(
+    labels: Labels,
+    pipeline: Pipeline,
+    *,
+    target: str = "all",
+    videos: Sequence[int] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> int:
+    """Predict on ``labels``' videos in place (user instances untouched); returns instances added.
+
+    ``target`` is ``"all"``, ``"labelled"``, ``"unlabelled"``, ``"suggested"`` or a frame
+    specification such as ``"100-200"``. With ``output``, per-video journals beside it make the run
+    resumable; they are removed once the output is saved by :func:`predict_to_file`.
+    ``progress`` receives ``(video index, frames done, frames total)``.
+    """
+    pipeline_skeleton_check(pipeline, labels.skeleton, labels.provenance.get("filename", "labels"))
+    added = 0
+    for v in videos if videos is not None else range(len(labels.videos)):
+        video = labels.videos[v]
+        if video.backend != "embedded" and not video.exists:
+            raise MissingFileError(video.filename, "video not found; point it at its new location first")
+        from napari_posetrack.core.video import open_video
+
+        with open_video(video) as reader:
+            n_frames = len(reader)
+        frames = select_frames(labels, v, target, n_frames)
+        if len(frames) == 0:
+            continue
+        journal = journal_path_for(output, v) if output is not None else None
+        result = predict_frames(
+            pipeline,
+            video,
+            frames,
+            journal_path=journal,
+            progress=None if progress is None else (lambda d, t, v=v: progress(v, d, t)),
+            cancel=cancel,
+        )
+        result = _reorder_to_labels(result, pipeline, labels)
+        added += add_predictions(labels, v, result)
+    return added
+
+
+def _reorder_to_labels(result: dict[str, Any], pipeline: Pipeline, labels: Labels) -> dict[str, Any]:
+    """Put the model's node order into the labels' node order (same names, maybe another order)."""
+    if pipeline.skeleton.nodes == labels.skeleton.nodes:
+        return result
+    order = [pipeline.skeleton.node_index(n) for n in labels.skeleton.nodes]
+    out = dict(result)
+    out["points"] = result["points"][:, order]
+    out["point_scores"] = result["point_scores"][:, order]
+    return out
+
+
+def labels_for_input(path: str | os.PathLike[str], pipeline: Pipeline) -> Labels:
+    """Labels to predict into: a labels file as loaded, or a new project holding one video."""
+    from napari_posetrack.core.io import load_labels
+    from napari_posetrack.core.video import probe_video
+
+    p = Path(path)
+    if not p.exists():
+        raise MissingFileError(p)
+    if p.suffix.lower() in VIDEO_SUFFIXES:
+        return Labels(pipeline.skeleton.copy(), videos=[probe_video(p)], provenance={"filename": str(p)})
+    labels = load_labels(p)
+    labels.provenance.setdefault("filename", str(p))
+    return labels
+
+
+def predict_to_file(
+    input_path: str | os.PathLike[str],
+    run_dirs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    target: str = "all",
+    options: InferenceOptions | None = None,
+    tracker: Any = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> Path:
+    """Predict one labels file or video and save the result to ``output`` (atomic).
+
+    ``tracker`` is a :class:`~napari_posetrack.core.tracking.tracker.TrackerConfig` to track the new
+    predictions, or ``None``. Interrupted runs resume from the journals beside ``output``.
+    """
+    from napari_posetrack.core.io import save_labels
+
+    pipeline = load_pipeline(run_dirs, options)
+    labels = labels_for_input(input_path, pipeline)
+    predict_labels(labels, pipeline, target=target, output=output, progress=progress)
+    if tracker is not None:
+        from napari_posetrack.core.tracking.tracker import track_labels
+
+        labels = track_labels(labels, tracker)
+    save_labels(labels, output)
+    for v in range(len(labels.videos)):
+        journal_path_for(output, v).unlink(missing_ok=True)
+    return Path(output)
+
+
+def expand_inputs(pattern: str) -> list[Path]:
+    """A file, a folder (its videos), or a glob pattern -> the files to predict."""
+    p = Path(pattern)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_SUFFIXES)
+    elif p.exists():
+        files = [p]
+    else:
+        files = sorted(Path(f) for f in glob.glob(pattern))
+    if not files:
+        raise MissingFileError(pattern, "no videos or labels files match")
+    return files
+
+
+def _predict_one_task(input_path: str, run_dirs: list[str], output: str, target: str, options: InferenceOptions, tracker: Any) -> str:
+    """One dask task: predict one input unless its output already exists (per-video resumability)."""
+    if Path(output).exists():
+        return output
+    return str(predict_to_file(input_path, run_dirs, output, target=target, options=options, tracker=tracker))
+
+
+def predict_many(
+    inputs: Sequence[str | os.PathLike[str]],
+    run_dirs: Sequence[str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    *,
+    target: str = "all",
+    options: InferenceOptions | None = None,
+    tracker: Any = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    on_done: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Predict many videos as one ``dask.distributed`` task each.
+
+    ``scheduler`` is the address of an existing scheduler (a cluster); ``None`` starts a
+    ``LocalCluster`` with one single-threaded worker process per task slot. Finished videos
+    (their output exists) are skipped, so re-running after a failure does only what is left.
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    out_dir = Path(output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = options or InferenceOptions()
+    outputs = [out_dir / f"{Path(p).stem}.predictions.slp" for p in inputs]
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=n_workers or 1, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = [
+            client.submit(
+                _predict_one_task, str(i), [str(d) for d in run_dirs], str(o), target, options, tracker, pure=False
+            )
+            for i, o in zip(inputs, outputs)
+        ]
+        for fut in as_completed(futures):
+            path = fut.result()  # re-raises a task's error here, with its message
+            if on_done is not None:
+                on_done(path)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return outputs

@@ -1,0 +1,309 @@
+"""Inference pipelines: frames in, instances out (single-instance, top-down, bottom-up).
+
+Every pipeline takes a batch of decoded frames ``(B, H, W, C)`` uint8 (numpy, as the video reader
+returns them), prepares them exactly as training did (the same resize and channel conversion), runs
+the network and peak finding on the model's device, and returns per-frame instances in original
+video pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from napari_posetrack.core.errors import ConfigError
+from napari_posetrack.core.inference.overlap import suppress_overlaps
+from napari_posetrack.core.inference.paf_grouping import GroupingOptions, group_instances
+
+if TYPE_CHECKING:
+    import torch
+
+    from napari_posetrack.core.config import TrainingConfig
+    from napari_posetrack.core.labels import Skeleton
+
+
+@dataclass
+class InferenceOptions:
+    """What users tune at prediction time (SLEAP's inference dialog).
+
+    Parameters
+    ----------
+    peak_threshold
+        Confidence-map peaks below this are treated as not found.
+    max_instances
+        At most this many instances per frame (highest scores kept); ``None`` = no limit.
+    min_visible_nodes
+        Instances with fewer found nodes are dropped.
+    overlap
+        Duplicate suppression: ``"oks"``, ``"iou"`` or ``"none"``; ``overlap_threshold`` is the similarity
+        above which the weaker of two instances is dropped.
+    refinement
+        Subpixel peak refinement: ``"gaussian"`` (matched filter + log-parabola), ``"integral"`` or ``"none"``.
+    batch_size
+        Frames per network call.
+    device
+        ``"auto"`` (CUDA, then MPS, then CPU), or a torch device string.
+    """
+
+    peak_threshold: float = 0.2
+    max_instances: int | None = None
+    min_visible_nodes: int = 1
+    overlap: Literal["oks", "iou", "none"] = "oks"
+    overlap_threshold: float = 0.8
+    refinement: Literal["gaussian", "integral", "none"] = "gaussian"
+    batch_size: int = 4
+    device: str = "auto"
+    grouping: GroupingOptions = field(default_factory=GroupingOptions)
+
+
+@dataclass
+class FramePredictions:
+    """Instances found on one frame, in original video pixels."""
+
+    frame: int
+    points: np.ndarray  # (n, nodes, 2), NaN = not found
+    point_scores: np.ndarray  # (n, nodes)
+    scores: np.ndarray  # (n,)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """CUDA when available, then Apple MPS, else CPU; an explicit name is used as given."""
+    import torch
+
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class LoadedModel:
+    """A trained network ready for inference: model, config, and the preprocessing it was trained with.
+
+    Parameters
+    ----------
+    config, skeleton, model
+        What :func:`~napari_posetrack.core.training.run.load_run` returns; ``model`` maps
+        ``(B, C, H, W)`` images in [0, 1] to ``{head name: maps}`` and has ``max_stride``.
+    device
+        Where inputs are sent.
+    run_dir
+        The run folder it came from (for messages).
+    """
+
+    def __init__(self, config: TrainingConfig, skeleton: Skeleton, model: Any, device: torch.device, run_dir: str = "") -> None:
+        from napari_posetrack.core.models.receptive_field import input_channels
+
+        self.config, self.skeleton, self.model = config, skeleton, model
+        self.run_dir = str(run_dir)
+        self.pipeline = config.model.pipeline
+        self.scaling = float(config.data.input_scaling)
+        self.channels = input_channels(config)
+        self.device = device
+        self.max_stride = int(model.max_stride)
+
+    @classmethod
+    def from_run(cls, run_dir: str | os.PathLike[str], device: torch.device) -> LoadedModel:
+        """Load a run folder written by training."""
+        from napari_posetrack.core.training.run import load_run
+
+        config, skeleton, model = load_run(run_dir, device=str(device))
+        return cls(config, skeleton, model, device, str(run_dir))
+
+    def head(self, name: str) -> tuple[int, float]:
+        """``(output stride, sigma in grid cells)`` of a head."""
+        h = self.config.head_configs[name]
+        return int(h.output_stride), float(h.sigma) / float(h.output_stride)
+
+    def prepare(self, frames: np.ndarray) -> torch.Tensor:
+        """``(B, H, W, C)`` uint8 frames -> the padded float tensor the network was trained on."""
+        import torch
+
+        from napari_posetrack.core.models.model import pad_to_stride
+        from napari_posetrack.core.training.data import _convert_channels as convert_channels, _resize as resize_frame, scaled_size
+
+        h, w = scaled_size(frames.shape[1], frames.shape[2], self.scaling)
+        batch = np.stack([convert_channels(resize_frame(f, (h, w)), self.channels) for f in frames])
+        tensor = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        tensor = tensor.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+        return pad_to_stride(tensor, self.max_stride)
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        import torch
+
+        with torch.inference_mode():
+            return {k: v.float() for k, v in self.model(images).items()}
+
+
+class Pipeline:
+    """Base class: ``predict(frames, frame_indices) -> list[FramePredictions]``."""
+
+    skeleton: Skeleton
+    options: InferenceOptions
+
+    def predict(self, frames: np.ndarray, frame_indices: Sequence[int]) -> list[FramePredictions]:
+        raise NotImplementedError
+
+    def _finish(self, frame: int, points: np.ndarray, point_scores: np.ndarray, scores: np.ndarray) -> FramePredictions:
+        """Apply minimum nodes, overlap suppression and the instance limit to one frame's instances."""
+        o = self.options
+        enough = (~np.isnan(points).any(axis=-1)).sum(axis=1) >= o.min_visible_nodes
+        points, point_scores, scores = points[enough], point_scores[enough], scores[enough]
+        keep = suppress_overlaps(points, scores, o.overlap, o.overlap_threshold, self.skeleton.node_sigmas)
+        if o.max_instances is not None:
+            keep = keep[: o.max_instances]
+        return FramePredictions(frame, points[keep], point_scores[keep], scores[keep])
+
+
+class SingleInstancePipeline(Pipeline):
+    """One animal per frame: the global peak of every node's map."""
+
+    def __init__(self, model: LoadedModel, options: InferenceOptions) -> None:
+        self.model, self.options, self.skeleton = model, options, model.skeleton
+
+    def predict(self, frames: np.ndarray, frame_indices: Sequence[int]) -> list[FramePredictions]:
+        from napari_posetrack.core.inference.peaks import find_global_peaks
+
+        out = self.model(self.model.prepare(frames))
+        stride, sigma = self.model.head("confmaps")
+        xy, values = find_global_peaks(out["confmaps"], self.options.peak_threshold, self.options.refinement, sigma)
+        pts = (xy * stride / self.model.scaling).cpu().numpy().astype(np.float64)
+        vals = values.cpu().numpy()
+        results = []
+        for i, f in enumerate(frame_indices):
+            found = ~np.isnan(pts[i, :, 0])
+            ps = np.where(found, vals[i], np.nan)
+            score = np.array([np.clip(vals[i][found], 0, 1).sum() / self.skeleton.n_nodes])
+            results.append(self._finish(int(f), pts[i][None], ps[None], score))
+        return results
+
+
+class TopDownPipeline(Pipeline):
+    """Centroid model on the (scaled) frame, then a centered-instance model on a crop around each centroid."""
+
+    def __init__(self, centroid: LoadedModel, centered: LoadedModel, options: InferenceOptions) -> None:
+        self.centroid, self.centered, self.options, self.skeleton = centroid, centered, options, centered.skeleton
+        crop = centered.config.data.crop_size
+        if not crop:
+            raise ConfigError(f"{centered.run_dir}: the centered-instance run has no data.crop_size")
+        self.crop_size = int(crop)
+
+    def predict(self, frames: np.ndarray, frame_indices: Sequence[int]) -> list[FramePredictions]:
+        import torch
+
+        from napari_posetrack.core.inference.peaks import find_global_peaks, find_local_peaks
+        from napari_posetrack.core.training.targets import crop_instances
+
+        o = self.options
+        c_stride, c_sigma = self.centroid.head("centroids")
+        maps = self.centroid(self.centroid.prepare(frames))["centroids"]
+        sample, _, xy, values = find_local_peaks(maps, o.peak_threshold, o.refinement, c_sigma)
+        centres = xy * c_stride / self.centroid.scaling  # original pixels
+        n_frames, n_nodes = len(frames), self.skeleton.n_nodes
+        per_frame: list[list[int]] = [[] for _ in range(n_frames)]
+        for k, s in enumerate(sample.tolist()):
+            per_frame[s].append(k)
+        results_pts: list[np.ndarray] = [np.zeros((0, n_nodes, 2))] * n_frames
+        results_ps: list[np.ndarray] = [np.zeros((0, n_nodes))] * n_frames
+        if len(sample):
+            # one crop per centroid, all frames of the batch at once
+            counts = torch.bincount(sample, minlength=n_frames)
+            width = int(counts.max())
+            slot = torch.cat([torch.arange(int(c), device=sample.device) for c in counts])
+            order = torch.argsort(sample, stable=True)
+            grid = torch.full((n_frames, width, 2), float("nan"), device=maps.device)
+            grid[sample[order], slot] = centres[order] * self.centered.scaling
+            images = self.centered.prepare(frames)
+            dummy = torch.zeros((n_frames, width, n_nodes, 2), device=images.device)
+            crops = crop_instances(images, dummy, grid.to(images.device), self.crop_size)
+            cm = self.centered(crops.images)["confmaps"]
+            i_stride, i_sigma = self.centered.head("confmaps")
+            pxy, pval = find_global_peaks(cm, o.peak_threshold, o.refinement, i_sigma)
+            image_xy = (pxy * i_stride + crops.offsets[:, None, :]) / self.centered.scaling
+            pts = image_xy.cpu().numpy().astype(np.float64)
+            vals = pval.cpu().numpy()
+            crop_sample = crops.sample.cpu().numpy()
+            for f in range(n_frames):
+                sel = crop_sample == f
+                results_pts[f] = pts[sel]
+                results_ps[f] = np.where(np.isnan(pts[sel][..., 0]), np.nan, vals[sel])
+        out = []
+        for f, idx in enumerate(frame_indices):
+            ps = results_ps[f]
+            scores = np.nansum(np.clip(ps, 0, 1), axis=1) / n_nodes if len(ps) else np.zeros(0)
+            out.append(self._finish(int(idx), results_pts[f], ps, scores))
+        return out
+
+
+class BottomUpPipeline(Pipeline):
+    """Confidence maps and part affinity fields of the whole frame, grouped into instances."""
+
+    def __init__(self, model: LoadedModel, options: InferenceOptions) -> None:
+        self.model, self.options, self.skeleton = model, options, model.skeleton
+
+    def predict(self, frames: np.ndarray, frame_indices: Sequence[int]) -> list[FramePredictions]:
+        from napari_posetrack.core.inference.peaks import find_local_peaks
+
+        o = self.options
+        out = self.model(self.model.prepare(frames))
+        stride, sigma = self.model.head("confmaps")
+        paf_stride, _ = self.model.head("pafs")
+        sample, node, xy, values = find_local_peaks(out["confmaps"], o.peak_threshold, o.refinement, sigma)
+        scaled_xy = (xy * stride).cpu().numpy().astype(np.float64)  # network-input pixels
+        sample_np, node_np, val_np = sample.cpu().numpy(), node.cpu().numpy(), values.cpu().numpy()
+        pafs = out["pafs"].cpu().numpy()
+        edges = self.skeleton.edge_array()
+        input_size = tuple(int(s) for s in out["confmaps"].shape[-2:])
+        input_size = (input_size[0] * stride, input_size[1] * stride)
+        results = []
+        for i, f in enumerate(frame_indices):
+            sel = sample_np == i
+            pts, ps, scores = group_instances(
+                scaled_xy[sel], node_np[sel], val_np[sel], pafs[i], edges, self.skeleton.n_nodes,
+                paf_stride, input_size, o.grouping,
+            )
+            results.append(self._finish(int(f), pts / self.model.scaling, ps, scores))
+        return results
+
+
+def load_pipeline(
+    run_dirs: Sequence[str | os.PathLike[str]], options: InferenceOptions | None = None
+) -> Pipeline:
+    """The pipeline for trained runs: one single-instance or bottom-up run, or a centroid run plus a
+    centered-instance run (top-down, in either order)."""
+    options = options or InferenceOptions()
+    device = resolve_device(options.device)
+    models = [LoadedModel.from_run(d, device) for d in run_dirs]
+    kinds = {m.pipeline: m for m in models}
+    if len(models) == 1 and models[0].pipeline == "single_instance":
+        return SingleInstancePipeline(models[0], options)
+    if len(models) == 1 and models[0].pipeline == "bottomup":
+        return BottomUpPipeline(models[0], options)
+    if len(models) == 2 and set(kinds) == {"centroid", "centered_instance"}:
+        centroid, centered = kinds["centroid"], kinds["centered_instance"]
+        if centroid.skeleton.nodes != centered.skeleton.nodes:
+            raise ConfigError(
+                f"{centroid.run_dir} and {centered.run_dir} were trained on different skeletons"
+            )
+        return TopDownPipeline(centroid, centered, options)
+    found = ", ".join(f"{m.run_dir} ({m.pipeline})" for m in models)
+    raise ConfigError(
+        "models: give one single_instance or bottomup run, or a centroid run and a centered_instance run; "
+        f"got {found or 'none'}"
+    )
+
+
+def pipeline_skeleton_check(pipeline: Pipeline, skeleton: Skeleton, labels_path: str) -> None:
+    """Raise when a labels file's skeleton is not the one the model predicts."""
+    if sorted(pipeline.skeleton.nodes) != sorted(skeleton.nodes):
+        raise ConfigError(
+            f"{labels_path}: its skeleton ({', '.join(skeleton.nodes)}) is not the model's "
+            f"({', '.join(pipeline.skeleton.nodes)})"
+        )
+
