@@ -141,3 +141,22 @@ def test_replace_missing_video(tmp_path):
     f.write_bytes(b"")
     lab.replace_video("a.mp4", str(f))
     assert lab.missing_videos() == [1]
+
+
+def test_table_adopts_columns_without_copying():
+    from napari_posetrack.core.labels import COLUMN_NAMES, InstanceTable
+
+    n, k = 5, 3
+    cols = {
+        "video": np.zeros(n, np.int32), "frame": np.arange(n, dtype=np.int64), "kind": np.ones(n, np.int8),
+        "track": np.full(n, -1, np.int32), "score": np.ones(n, np.float32), "tracking_score": np.zeros(n, np.float32),
+        "from_predicted": np.full(n, -1, np.int64), "points": np.zeros((n, k, 2)), "visible": np.ones((n, k), bool),
+        "complete": np.zeros((n, k), bool), "point_scores": np.ones((n, k), np.float32),
+    }
+    t = InstanceTable.from_columns(k, **cols)
+    assert np.shares_memory(t.points, cols["points"]) and len(t) == n and t.next_id == n
+    assert set(t.columns()) == set(COLUMN_NAMES)
+    t.append(1, frame=[9], points=np.ones((1, k, 2)))  # grows past the adopted arrays
+    assert t.frame.tolist() == [0, 1, 2, 3, 4, 9] and t.kind[-1] == 0 and t.instance_id[-1] == 5
+    with pytest.raises(TypeError, match="missing instance columns"):
+        InstanceTable.from_columns(k, frame=np.arange(2))

@@ -296,19 +296,46 @@ class InstanceTable:
         self._n = 0
         self._next_id = 0
         self._cols: dict[str, np.ndarray] = {}
-        self._allocate(max(int(capacity), 16))
+        self._allocate(max(int(capacity), 1))
 
     # storage -------------------------------------------------------------
     def _allocate(self, capacity: int) -> None:
+        # rows past self._n are never read before append() fills every column, so no fill is needed
         new: dict[str, np.ndarray] = {}
-        for name, (dtype, fill) in _SCALAR_COLUMNS.items():
-            new[name] = np.full(capacity, fill, dtype=dtype)
-        new["points"] = np.full((capacity, self.n_nodes, 2), np.nan, dtype=np.float64)
-        for name, (dtype, fill) in _NODE_COLUMNS.items():
-            new[name] = np.full((capacity, self.n_nodes), fill, dtype=dtype)
+        for name, (dtype, _) in _SCALAR_COLUMNS.items():
+            new[name] = np.empty(capacity, dtype=dtype)
+        new["points"] = np.empty((capacity, self.n_nodes, 2), dtype=np.float64)
+        for name, (dtype, _) in _NODE_COLUMNS.items():
+            new[name] = np.empty((capacity, self.n_nodes), dtype=dtype)
         for name, arr in self._cols.items():
             new[name][: self._n] = arr[: self._n]
         self._cols = new
+
+    @classmethod
+    def from_columns(cls, n_nodes: int, **columns: np.ndarray) -> InstanceTable:
+        """A table that adopts the given column arrays (no copy when dtypes already match).
+
+        Every column of :data:`COLUMN_NAMES` is required except ``instance_id`` (default ``0..n-1``).
+        Readers of large files use this to avoid holding two copies of the data.
+        """
+        missing = set(COLUMN_NAMES) - set(columns) - {"instance_id"}
+        if missing:
+            raise TypeError(f"missing instance columns: {sorted(missing)}")
+        n = len(columns["frame"])
+        if "instance_id" not in columns or columns["instance_id"] is None:
+            columns["instance_id"] = np.arange(n, dtype=np.int64)
+        table = cls(n_nodes, capacity=0)
+        cols: dict[str, np.ndarray] = {}
+        for name, (dtype, _) in {**_SCALAR_COLUMNS, **_NODE_COLUMNS, "points": (np.dtype(np.float64), None)}.items():
+            arr = np.ascontiguousarray(columns[name], dtype=dtype)
+            expected = (n,) if name in _SCALAR_COLUMNS else (n, n_nodes, 2) if name == "points" else (n, n_nodes)
+            if arr.shape != expected:
+                raise ValueError(f"column {name!r} has shape {arr.shape}, expected {expected}")
+            cols[name] = arr
+        table._cols = cols
+        table._n = n
+        table._next_id = int(cols["instance_id"].max()) + 1 if n else 0
+        return table
 
     def _reserve(self, extra: int) -> None:
         need = self._n + extra
@@ -829,6 +856,7 @@ def assert_labels_equal(a: Labels, b: Labels, *, check_ids: bool = False, atol: 
     """Raise ``AssertionError`` describing the first difference between two stores (order-insensitive).
 
     Instances are compared after sorting by (video, frame, kind, track, first coordinates).
+    Coordinates must be equal to within ``atol`` (exactly, by default); scores to within 1e-6.
     """
     if a.skeleton.nodes != b.skeleton.nodes:
         raise AssertionError(f"skeleton nodes differ: {a.skeleton.nodes} vs {b.skeleton.nodes}")
@@ -852,7 +880,7 @@ def assert_labels_equal(a: Labels, b: Labels, *, check_ids: bool = False, atol: 
     for name in ("video", "frame", "kind", "track"):
         if not np.array_equal(ta.column(name)[oa], tb.column(name)[ob]):
             raise AssertionError(f"column {name!r} differs")
-    if not np.allclose(ta.points[oa], tb.points[ob], atol=atol, equal_nan=True):
+    if not np.allclose(ta.points[oa], tb.points[ob], rtol=0.0, atol=atol, equal_nan=True):
         diff = np.nanmax(np.abs(ta.points[oa] - tb.points[ob]))
         raise AssertionError(f"points differ (max abs difference {diff})")
     if not np.array_equal(ta.visible[oa], tb.visible[ob]):
