@@ -1,0 +1,345 @@
+"""Training targets rendered on the device, for whole batches at once.
+
+Coordinates are ``x, y`` in network-input pixels (after input scaling), pixel centres at integer
+coordinates. Output cell ``(row, col)`` of a map with output stride ``s`` sits at input coordinate
+``(x, y) = (col * s, row * s)``, so a peak found at cell ``(r, c)`` (plus a sub-cell offset) maps back
+to ``x = c * s``, ``y = r * s``.
+
+Points arrays are ``(B, I, N, 2)``: batch, instances (padded with NaN), nodes. NaN marks a missing or
+not-visible node; such nodes (and all-NaN padding instances) contribute nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from napari_posetrack.core.config import AugmentationConfig, TrainingConfig
+
+PAF_COUNT_THRESHOLD = 0.05
+"""An instance counts towards the PAF average at a cell when its weight there exceeds this."""
+
+
+def _grid(
+    grid_shape: tuple[int, int], output_stride: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    h, w = int(grid_shape[0]), int(grid_shape[1])
+    ys = torch.arange(h, device=device, dtype=torch.float32) * output_stride
+    xs = torch.arange(w, device=device, dtype=torch.float32) * output_stride
+    return ys, xs
+
+
+def _valid(points: torch.Tensor, visible: torch.Tensor | None) -> torch.Tensor:
+    valid = torch.isfinite(points).all(dim=-1)
+    if visible is not None:
+        valid = valid & visible.to(device=points.device, dtype=torch.bool)
+    return valid
+
+
+def confidence_maps(
+    points: torch.Tensor,
+    grid_shape: tuple[int, int],
+    output_stride: int,
+    sigma: float,
+    visible: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Gaussian confidence maps, one per node, instances combined by their maximum.
+
+    Parameters
+    ----------
+    points
+        ``(B, I, N, 2)`` ``x, y`` in input pixels; NaN = missing.
+    grid_shape
+        ``(h, w)`` of the output grid (input size divided by ``output_stride``).
+    output_stride
+        Input pixels per output cell.
+    sigma
+        Standard deviation of the Gaussian in input pixels.
+    visible
+        Optional ``(B, I, N)`` bool; not-visible nodes draw no peak.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, N, h, w)`` float32 in [0, 1], peak value 1 exactly at a keypoint on the grid.
+    """
+    points = torch.as_tensor(points, dtype=torch.float32)
+    b, n_inst, n_nodes, _ = points.shape
+    h, w = int(grid_shape[0]), int(grid_shape[1])
+    if n_inst == 0:
+        return torch.zeros((b, n_nodes, h, w), dtype=torch.float32, device=points.device)
+    valid = _valid(points, visible)
+    pts = torch.nan_to_num(points, nan=0.0, posinf=0.0, neginf=0.0)
+    ys, xs = _grid(grid_shape, output_stride, points.device)
+    scale = -0.5 / float(sigma) ** 2
+    # separable Gaussian: exp(-(dx^2 + dy^2) / 2s^2) = gx * gy
+    gx = torch.exp((xs - pts[..., 0:1]) ** 2 * scale)  # (B, I, N, w)
+    gy = torch.exp((ys - pts[..., 1:2]) ** 2 * scale)  # (B, I, N, h)
+    gx = gx * valid[..., None]
+    maps = gy[..., :, None] * gx[..., None, :]  # (B, I, N, h, w)
+    return maps.amax(dim=1)
+
+
+def part_affinity_fields(
+    points: torch.Tensor,
+    edges: np.ndarray | torch.Tensor | Sequence[tuple[int, int]],
+    grid_shape: tuple[int, int],
+    output_stride: int,
+    sigma: float,
+    visible: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Part affinity fields: the unit vector along each edge, near the edge's segment.
+
+    At each cell the field of one instance's edge is ``u * exp(-d^2 / (2 sigma^2))``, where ``u`` is the
+    unit vector from the edge's source node to its destination node and ``d`` the distance from the cell
+    to the segment between them. Where several instances' edges overlap, their fields are averaged over
+    the instances whose weight exceeds :data:`PAF_COUNT_THRESHOLD`.
+
+    Parameters
+    ----------
+    points
+        ``(B, I, N, 2)`` ``x, y`` in input pixels; NaN = missing.
+    edges
+        ``(E, 2)`` ``(source, destination)`` node indices.
+    grid_shape, output_stride
+        As for :func:`confidence_maps`.
+    sigma
+        Width of the band around each segment, in input pixels.
+    visible
+        Optional ``(B, I, N)`` bool.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, 2 * E, h, w)`` float32; channel ``2e`` is the x component of edge ``e``, ``2e + 1`` its y.
+    """
+    points = torch.as_tensor(points, dtype=torch.float32)
+    device = points.device
+    b, n_inst, _, _ = points.shape
+    h, w = int(grid_shape[0]), int(grid_shape[1])
+    edge_idx = torch.as_tensor(np.asarray(edges, dtype=np.int64).reshape(-1, 2), device=device)
+    n_edges = edge_idx.shape[0]
+    if n_inst == 0 or n_edges == 0:
+        return torch.zeros((b, 2 * n_edges, h, w), dtype=torch.float32, device=device)
+    valid_nodes = _valid(points, visible)
+    pts = torch.nan_to_num(points, nan=0.0, posinf=0.0, neginf=0.0)
+    src, dst = pts[:, :, edge_idx[:, 0]], pts[:, :, edge_idx[:, 1]]  # (B, I, E, 2)
+    vec = dst - src
+    length = torch.linalg.vector_norm(vec, dim=-1)  # (B, I, E)
+    valid = valid_nodes[:, :, edge_idx[:, 0]] & valid_nodes[:, :, edge_idx[:, 1]] & (length > 1e-6)
+    unit = vec / length.clamp_min(1e-6)[..., None]
+    ys, xs = _grid(grid_shape, output_stride, device)
+    rx = xs[None, None, None, None, :] - src[..., 0, None, None]  # (B, I, E, 1, w)
+    ry = ys[None, None, None, :, None] - src[..., 1, None, None]  # (B, I, E, h, 1)
+    ux, uy = unit[..., 0, None, None], unit[..., 1, None, None]
+    along = rx * ux + ry * uy  # (B, I, E, h, w)
+    across = rx * uy - ry * ux
+    beyond = along - along.clamp(min=torch.zeros_like(along), max=length[..., None, None].expand_as(along))
+    dist2 = across**2 + beyond**2
+    weight = torch.exp(dist2 * (-0.5 / float(sigma) ** 2)) * valid[..., None, None]
+    count = (weight > PAF_COUNT_THRESHOLD).sum(dim=1).clamp_min(1)  # (B, E, h, w)
+    fx = (weight * ux).sum(dim=1) / count
+    fy = (weight * uy).sum(dim=1) / count
+    return torch.stack([fx, fy], dim=2).reshape(b, 2 * n_edges, h, w)
+
+
+def instance_centroids(
+    points: torch.Tensor, anchor: int | None = None, visible: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Centre of each instance: the anchor node where present, else the mean of its present nodes.
+
+    Parameters
+    ----------
+    points
+        ``(..., N, 2)``; NaN = missing.
+    anchor
+        Anchor node index, or ``None`` for the mean of present nodes.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., 2)``; NaN for instances with no present node.
+    """
+    points = torch.as_tensor(points, dtype=torch.float32)
+    valid = _valid(points, visible)
+    pts = torch.where(valid[..., None], points, torch.zeros((), dtype=points.dtype, device=points.device))
+    count = valid.sum(dim=-1, keepdim=True)
+    mean = pts.sum(dim=-2) / count.clamp_min(1)
+    mean = torch.where(count > 0, mean, torch.full_like(mean, float("nan")))
+    if anchor is None:
+        return mean
+    anchor_pt = points[..., anchor, :]
+    anchor_ok = valid[..., anchor, None]
+    return torch.where(anchor_ok, anchor_pt, mean)
+
+
+def centroid_maps(
+    points: torch.Tensor,
+    grid_shape: tuple[int, int],
+    output_stride: int,
+    sigma: float,
+    anchor: int | None = None,
+    visible: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One confidence map of instance centres (see :func:`instance_centroids`): ``(B, 1, h, w)``."""
+    centers = instance_centroids(points, anchor, visible)  # (B, I, 2)
+    return confidence_maps(centers[:, None], grid_shape, output_stride, sigma).amax(dim=1, keepdim=True)
+
+
+class InstanceCrops(NamedTuple):
+    """Crops centred on instances (top-down second stage).
+
+    Attributes
+    ----------
+    images
+        ``(K, C, crop_h, crop_w)`` crops (zero outside the image).
+    points
+        ``(K, N, 2)`` the cropped instance's own points in crop coordinates.
+    sample
+        ``(K,)`` batch index of each crop.
+    instance
+        ``(K,)`` instance index of each crop.
+    offsets
+        ``(K, 2)`` ``x, y`` of the crop's top-left pixel in the image: image coords = crop coords + offset.
+    """
+
+    images: torch.Tensor
+    points: torch.Tensor
+    sample: torch.Tensor
+    instance: torch.Tensor
+    offsets: torch.Tensor
+
+
+def crop_instances(
+    images: torch.Tensor,
+    points: torch.Tensor,
+    centers: torch.Tensor,
+    crop_size: int | tuple[int, int],
+) -> InstanceCrops:
+    """Cut a ``crop_size`` box around every instance with a finite centre.
+
+    The crop's pixel ``(crop_h // 2, crop_w // 2)`` is the centre rounded to the nearest pixel; the offset
+    is an integer, so no resampling happens and coordinates shift exactly.
+
+    Parameters
+    ----------
+    images
+        ``(B, C, H, W)``.
+    points
+        ``(B, I, N, 2)`` in image pixels.
+    centers
+        ``(B, I, 2)`` crop centres (e.g. :func:`instance_centroids`); NaN = no crop for that instance.
+    crop_size
+        Side of a square crop, or ``(height, width)``.
+    """
+    ch, cw = (
+        (crop_size, crop_size)
+        if isinstance(crop_size, (int, np.integer))
+        else (int(crop_size[0]), int(crop_size[1]))
+    )
+    device = images.device
+    centers = torch.as_tensor(centers, dtype=torch.float32, device=device)
+    points = torch.as_tensor(points, dtype=torch.float32, device=device)
+    ok = torch.isfinite(centers).all(dim=-1)  # (B, I)
+    sample, instance = torch.nonzero(ok, as_tuple=True)
+    c = centers[sample, instance]  # (K, 2)
+    offsets = torch.floor(c + 0.5) - torch.tensor([cw // 2, ch // 2], device=device, dtype=torch.float32)
+    off = offsets.to(torch.long)
+    height, width = images.shape[-2:]
+    rows = off[:, 1, None] + torch.arange(ch, device=device)  # (K, ch)
+    cols = off[:, 0, None] + torch.arange(cw, device=device)  # (K, cw)
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    rows_c = rows.clamp(0, height - 1)
+    cols_c = cols.clamp(0, width - 1)
+    # advanced indices around a slice: the result is (K, ch, cw, C)
+    crops = images[sample[:, None, None], :, rows_c[:, :, None], cols_c[:, None, :]]
+    crops = crops * inside[..., None].to(crops.dtype)
+    crops = crops.permute(0, 3, 1, 2).contiguous()
+    crop_points = points[sample, instance] - offsets[:, None, :]
+    return InstanceCrops(crops, crop_points, sample, instance, offsets)
+
+
+def auto_crop_size(
+    points: np.ndarray | torch.Tensor,
+    max_stride: int,
+    padding: int = 16,
+    augmentation: AugmentationConfig | None = None,
+) -> int:
+    """Automatic top-down crop size: the largest instance plus padding, rounded up to ``max_stride``.
+
+    Parameters
+    ----------
+    points
+        ``(..., N, 2)`` instances in network-input pixels (already scaled); NaN = missing.
+    max_stride
+        The crop side is rounded up to a multiple of this.
+    padding
+        Pixels added on each side of the largest instance box.
+    augmentation
+        When rotation can happen the box's diagonal is used (a box rotated by any angle fits in it); when
+        scaling can happen the size is multiplied by ``scale_max``.
+    """
+    pts = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+    pts = pts.reshape(-1, pts.shape[-2], 2)
+    present = np.isfinite(pts).all(axis=-1).any(axis=-1)
+    pts = pts[present]
+    if len(pts) == 0:
+        size = 0.0
+    else:
+        span = np.nanmax(pts, axis=1) - np.nanmin(pts, axis=1)  # (n, 2)
+        if (
+            augmentation is not None
+            and augmentation.rotation_probability > 0
+            and (augmentation.rotation_min_angle != 0 or augmentation.rotation_max_angle != 0)
+        ):
+            size = float(np.max(np.hypot(span[:, 0], span[:, 1])))
+        else:
+            size = float(np.max(span))
+        if augmentation is not None and augmentation.scale_probability > 0:
+            size *= max(1.0, augmentation.scale_max)
+    size += 2 * padding
+    return max(int(max_stride), math.ceil(size / max_stride) * int(max_stride))
+
+
+def model_targets(
+    config: TrainingConfig,
+    points: torch.Tensor,
+    image_size: tuple[int, int],
+    edges: Any = (),
+    anchor: int | None = None,
+    visible: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The targets of every head of ``config.model.pipeline``, keyed like the model's outputs.
+
+    Parameters
+    ----------
+    config
+        Training config (heads' sigma and output stride).
+    points
+        ``(B, I, N, 2)`` in network-input pixels: whole frames, or for ``centered_instance`` the crop's
+        own instance as ``(K, 1, N, 2)``.
+    image_size
+        ``(H, W)`` of the network input (a multiple of the max stride).
+    edges
+        Skeleton edges (bottom-up PAFs).
+    anchor
+        Anchor node index for centroids (``None`` = mean of present nodes).
+    """
+    from napari_posetrack.core.config import head_configs
+
+    height, width = int(image_size[0]), int(image_size[1])
+    out: dict[str, torch.Tensor] = {}
+    for name, h in head_configs(config).items():
+        grid = (height // h.output_stride, width // h.output_stride)
+        if name == "confmaps":
+            out[name] = confidence_maps(points, grid, h.output_stride, h.sigma, visible)
+        elif name == "centroids":
+            out[name] = centroid_maps(points, grid, h.output_stride, h.sigma, anchor, visible)
+        elif name == "pafs":
+            out[name] = part_affinity_fields(points, edges, grid, h.output_stride, h.sigma, visible)
+    return out
