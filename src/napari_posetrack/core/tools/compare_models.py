@@ -1,0 +1,171 @@
+"""Model comparison over a runs folder: every trained model scored on its own validation frames.
+
+This is the "model comparison" users of SLEAP do in a notebook: for each run (and each top-down
+pair of a centroid and a centered-instance run), predict the validation frames recorded in its
+``split.json`` and score them against the user labels with :func:`evaluate_poses`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_posetrack.core.errors import MissingFileError, PoseTrackError
+from napari_posetrack.core.labels import USER, Labels
+
+
+@dataclass
+class ModelSet:
+    """The run folders that make one predictor: one run, or ``[centroid, centered_instance]``."""
+
+    name: str
+    pipeline: str
+    runs: list[Path]
+
+
+def _pipeline_of(run: Path) -> str:
+    import yaml
+
+    doc = yaml.safe_load((run / "training_config.yaml").read_text()) or {}
+    return str(doc.get("model", {}).get("pipeline", "unknown"))
+
+
+def _source_of(run: Path) -> str:
+    f = run / "labels_source.txt"
+    return f.read_text().strip() if f.is_file() else ""
+
+
+def find_model_sets(runs_dir: str | os.PathLike[str]) -> list[ModelSet]:
+    """The predictors in a runs folder, in name order.
+
+    A centered-instance run is paired with the centroid run trained on the same labels whose
+    folder name (which starts with the training time) is closest to its own; a centroid run
+    without a partner is skipped, since it finds animals but not their poses.
+    """
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise MissingFileError(root, "runs folder not found")
+    runs = sorted(p for p in root.iterdir() if (p / "training_config.yaml").is_file())
+    kinds = {r: _pipeline_of(r) for r in runs}
+    centroids = [r for r in runs if kinds[r] == "centroid"]
+    sets: list[ModelSet] = []
+    for r in runs:
+        if kinds[r] in ("single_instance", "bottomup"):
+            sets.append(ModelSet(r.name, kinds[r], [r]))
+        elif kinds[r] == "centered_instance":
+            partners = [c for c in centroids if _source_of(c) == _source_of(r)]
+            if not partners:
+                continue
+            # run names sort by training time; the nearest centroid run is the partner
+            names = sorted([c.name for c in partners] + [r.name])
+            i = names.index(r.name)
+            near = [names[j] for j in (i - 1, i + 1) if 0 <= j < len(names)]
+            partner = next(c for c in partners if c.name == near[0])
+            sets.append(ModelSet(f"{partner.name} + {r.name}", "topdown", [partner, r]))
+    return sets
+
+
+def validation_frames(run: Path) -> np.ndarray:
+    """The ``(video, frame)`` validation pairs recorded in a run's ``split.json``."""
+    path = run / "split.json"
+    if not path.is_file():
+        raise MissingFileError(path, "run folder has no split.json")
+    doc = json.loads(path.read_text())
+    return np.asarray(doc.get("validation", []), dtype=np.int64).reshape(-1, 2)
+
+
+def _best_val_loss(run: Path) -> float | None:
+    f = run / "metrics.jsonl"
+    if not f.is_file():
+        return None
+    best = None
+    for line in f.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("event") == "epoch" and rec.get("val_loss") is not None:
+            best = rec["val_loss"] if best is None else min(best, rec["val_loss"])
+    return best
+
+
+def compare_models(
+    runs_dir: str | os.PathLike[str],
+    labels: Labels | str | os.PathLike[str] | None = None,
+    options: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Score every predictor in ``runs_dir`` on its validation frames.
+
+    Parameters
+    ----------
+    labels
+        The labelled project; by default each run's ``labels_source.txt``.
+    options
+        :class:`~napari_posetrack.core.inference.pipelines.InferenceOptions` for prediction.
+
+    Returns
+    -------
+    One dict per predictor: ``model``, ``pipeline``, ``validation_frames``, ``best_val_loss`` and the
+    full :func:`evaluate_poses` result under ``metrics``.
+    """
+    from napari_posetrack.core.evaluation import evaluate_poses
+    from napari_posetrack.core.inference.api import predict_labels
+    from napari_posetrack.core.inference.pipelines import load_pipeline
+    from napari_posetrack.core.io import load_labels
+
+    cache: dict[str, Labels] = {}
+
+    def project_for(run: Path) -> Labels:
+        if isinstance(labels, Labels):
+            return labels
+        source = str(labels) if labels is not None else _source_of(run)
+        if not source or not Path(source).is_file():
+            raise MissingFileError(
+                source or run / "labels_source.txt", "labels used for training not found; pass the labels file"
+            )
+        if source not in cache:
+            cache[source] = load_labels(source)
+        return cache[source]
+
+    rows = []
+    for model_set in find_model_sets(runs_dir):
+        if progress is not None:
+            progress(model_set.name)
+        project = project_for(model_set.runs[-1])
+        pairs = validation_frames(model_set.runs[-1])
+        if len(pairs) == 0:
+            raise PoseTrackError(f"{model_set.runs[-1]}: the run has no validation frames to score")
+        t = project.instances
+        on_val = np.zeros(len(t), dtype=bool)
+        for v, f in pairs:
+            on_val |= (t.video == v) & (t.frame == f)
+        truth = project.subset(np.flatnonzero(on_val & (t.kind == USER)))
+        scored = truth.copy()
+        pipeline = load_pipeline(model_set.runs, options)
+        for v in np.unique(pairs[:, 0]):
+            predict_labels(scored, pipeline, target="labelled", videos=[int(v)])
+        rows.append({
+            "model": model_set.name,
+            "pipeline": model_set.pipeline,
+            "validation_frames": int(len(pairs)),
+            "best_val_loss": _best_val_loss(model_set.runs[-1]),
+            "metrics": evaluate_poses(truth, scored),
+        })
+    return rows
+
+
+def format_comparison(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table: one line per model with the headline numbers."""
+    header = f"{'model':60s} {'pipeline':10s} {'frames':>6s} {'median px':>9s} {'p90 px':>7s} {'OKS mAP':>7s}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        d = r["metrics"]["distance"]["all"]
+        lines.append(
+            f"{r['model'][:60]:60s} {r['pipeline']:10s} {r['validation_frames']:6d} "
+            f"{d['median']:9.2f} {d['p90']:7.2f} {r['metrics']['oks']['mAP']:7.3f}"
+        )
+    return "\n".join(lines)

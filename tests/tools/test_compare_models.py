@@ -1,0 +1,48 @@
+"""Model comparison over a runs folder, and the demo loop wired end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from napari_posetrack.core.demo import DemoSettings, run_demo
+from napari_posetrack.core.inference.pipelines import InferenceOptions
+from napari_posetrack.core.tools.compare_models import compare_models, find_model_sets, format_comparison
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo loop with tiny settings: a real top-down model trained for a few steps."""
+    settings = DemoSettings(n_animals=2, n_frames=24, size=(96, 96), label_every=2, epochs=1, batches_per_epoch=2, device="cpu")
+    lines: list[str] = []
+    summary = run_demo(tmp_path_factory.mktemp("demo"), settings, log=lines.append)
+    return summary, lines
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_loop_and_says_where_results_are(demo):
+    summary, lines = demo
+    metrics = json.loads(open(summary["metrics"]).read())
+    assert {"poses", "tracking"} <= set(metrics)
+    for key in ("predictions", "analysis", "csv"):
+        assert any(summary[key] in line for line in lines)
+    assert len(summary["runs"]) == 2  # centroid + centered instance
+    assert lines[0].startswith("[1/6]") and lines[-5].startswith("done in")
+
+
+@pytest.mark.slow
+def test_runs_folder_comparison_pairs_top_down_runs_and_scores_validation_frames(demo):
+    summary, _ = demo
+    runs_dir = summary["runs"][0].rsplit("/", 1)[0]
+    (model_set,) = find_model_sets(runs_dir)
+    assert model_set.pipeline == "topdown" and [r.name.split(".")[-1] for r in model_set.runs] == ["centroid", "centered_instance"]
+    rows = compare_models(runs_dir, labels=summary["labels"], options=InferenceOptions(device="cpu", peak_threshold=0.0))
+    assert rows[0]["validation_frames"] >= 1
+    assert "distance" in rows[0]["metrics"] and rows[0]["best_val_loss"] is not None
+    assert "topdown" in format_comparison(rows)
+
+
+def test_missing_runs_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        find_model_sets(tmp_path / "nowhere")
