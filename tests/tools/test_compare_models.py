@@ -46,3 +46,15 @@ def test_runs_folder_comparison_pairs_top_down_runs_and_scores_validation_frames
 def test_missing_runs_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         find_model_sets(tmp_path / "nowhere")
+
+
+@pytest.mark.slow
+def test_evaluate_runs_command_prints_a_table_and_writes_json(demo, tmp_path, capsys):
+    from napari_posetrack.core.cli import main
+
+    summary, _ = demo
+    runs_dir = summary["runs"][0].rsplit("/", 1)[0]
+    out = tmp_path / "comparison.json"
+    assert main(["evaluate", "--runs", runs_dir, "--labels", summary["labels"], "--device", "cpu", "--json", str(out)]) == 0
+    assert "median px" in capsys.readouterr().out
+    assert json.loads(out.read_text())[0]["pipeline"] == "topdown"
