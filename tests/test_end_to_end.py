@@ -92,10 +92,8 @@ def test_train_predict_track_evaluate_through_the_cli(flies, tmp_path, capsys):
     assert "PCK" in printed or "pck" in printed
 
 
-def test_predict_reports_a_missing_model_folder_in_one_line(tmp_path, capsys):
-    status = main(
-        ["predict", str(tmp_path / "video.mp4"), "-m", str(tmp_path / "nope"), "-o", str(tmp_path / "o.slp")]
-    )
+def test_predict_reports_a_missing_model_folder_in_one_line(flies, tmp_path, capsys):
+    status = main(["predict", str(flies / "clip.mp4"), "-m", str(tmp_path / "nope"), "-o", str(tmp_path / "o.slp")])
     assert status == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope" in err[0]  # the model folder is checked before anything is decoded

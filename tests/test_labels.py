@@ -42,7 +42,9 @@ def test_skeleton_validation():
 
 def test_add_query_delete():
     lab = make_labels()
-    ids = lab.add_instances([0, 0, 0, 1], [3, 3, 4, 3], np.stack([pose(i) for i in range(4)]), track=[0, 1, 0, 0])
+    ids = lab.add_instances(
+        [0, 0, 0, 1], [3, 3, 4, 3], np.stack([pose(i) for i in range(4)]), track=[0, 1, 0, 0]
+    )
     assert list(ids) == [0, 1, 2, 3]
     assert list(lab.rows(video=0, frame=3)) == [0, 1]
     assert list(lab.rows(video=0, track=0)) == [0, 2]
@@ -77,7 +79,13 @@ def test_user_instance_shadows_its_prediction():
 
 def test_delete_predictions_bulk():
     lab = make_labels()
-    lab.add_instances(0, np.arange(10), np.stack([pose(i) for i in range(10)]), kind="predicted", score=np.linspace(0, 1, 10))
+    lab.add_instances(
+        0,
+        np.arange(10),
+        np.stack([pose(i) for i in range(10)]),
+        kind="predicted",
+        score=np.linspace(0, 1, 10),
+    )
     lab.add_instances(0, 0, pose(0))
     assert lab.delete_predictions(frames=(0, 3)) == 3
     assert lab.delete_predictions(below_score=0.5) == 2
@@ -148,10 +156,17 @@ def test_table_adopts_columns_without_copying():
 
     n, k = 5, 3
     cols = {
-        "video": np.zeros(n, np.int32), "frame": np.arange(n, dtype=np.int64), "kind": np.ones(n, np.int8),
-        "track": np.full(n, -1, np.int32), "score": np.ones(n, np.float32), "tracking_score": np.zeros(n, np.float32),
-        "from_predicted": np.full(n, -1, np.int64), "points": np.zeros((n, k, 2)), "visible": np.ones((n, k), bool),
-        "complete": np.zeros((n, k), bool), "point_scores": np.ones((n, k), np.float32),
+        "video": np.zeros(n, np.int32),
+        "frame": np.arange(n, dtype=np.int64),
+        "kind": np.ones(n, np.int8),
+        "track": np.full(n, -1, np.int32),
+        "score": np.ones(n, np.float32),
+        "tracking_score": np.zeros(n, np.float32),
+        "from_predicted": np.full(n, -1, np.int64),
+        "points": np.zeros((n, k, 2)),
+        "visible": np.ones((n, k), bool),
+        "complete": np.zeros((n, k), bool),
+        "point_scores": np.ones((n, k), np.float32),
     }
     t = InstanceTable.from_columns(k, **cols)
     assert np.shares_memory(t.points, cols["points"]) and len(t) == n and t.next_id == n

@@ -7,7 +7,9 @@ import numpy as np
 from napari_posetrack.core.inference.paf_grouping import GroupingOptions, group_instances
 
 
-def draw_pafs(instances: np.ndarray, edges: np.ndarray, shape: tuple[int, int], stride: float, width: float = 3.0):
+def draw_pafs(
+    instances: np.ndarray, edges: np.ndarray, shape: tuple[int, int], stride: float, width: float = 3.0
+):
     """Fields of unit vectors within ``width`` px of each limb segment (instances: (n, nodes, 2) px)."""
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64) * stride
@@ -56,7 +58,9 @@ def test_missing_node_leaves_nan_and_lowers_score():
     edges = np.array([[0, 1], [1, 2]])
     truth = np.array([[[20.0, 20.0], [40.0, 20.0], [60.0, 20.0]]])
     pafs = draw_pafs(truth, edges, (40, 40), stride=2.0)
-    points, _, scores_two = group_instances(truth[0, :2], np.array([0, 1]), np.ones(2), pafs, edges, 3, 2.0, (80, 80))
+    points, _, scores_two = group_instances(
+        truth[0, :2], np.array([0, 1]), np.ones(2), pafs, edges, 3, 2.0, (80, 80)
+    )
     _, _, scores_all = group_instances(truth[0], np.arange(3), np.ones(3), pafs, edges, 3, 2.0, (80, 80))
     assert np.isnan(points[0, 2]).all() and not np.isnan(points[0, :2]).any()
     assert scores_two[0] < scores_all[0] <= 1.0
@@ -69,5 +73,7 @@ def test_connections_against_the_field_are_rejected():
     points, _, _ = group_instances(truth[0], np.array([0, 1]), np.ones(2), pafs, edges, 2, 2.0, (80, 80))
     assert len(points) == 2  # two single-node fragments, not one instance
     opts = GroupingOptions(min_instance_nodes=2)
-    points, _, _ = group_instances(truth[0], np.array([0, 1]), np.ones(2), pafs, edges, 2, 2.0, (80, 80), opts)
+    points, _, _ = group_instances(
+        truth[0], np.array([0, 1]), np.ones(2), pafs, edges, 2, 2.0, (80, 80), opts
+    )
     assert len(points) == 0

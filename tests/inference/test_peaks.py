@@ -38,7 +38,10 @@ def test_gaussian_refinement_beats_integral_regression_on_noisy_maps():
     rng = np.random.default_rng(1)
     sigma = 1.5
     centres = rng.uniform(6, 40, size=(32, 4, 2))
-    maps = gaussian_maps(centres, (48, 48), sigma) + 0.05 * torch.from_numpy(rng.standard_normal((32, 4, 48, 48))).float()
+    maps = (
+        gaussian_maps(centres, (48, 48), sigma)
+        + 0.05 * torch.from_numpy(rng.standard_normal((32, 4, 48, 48))).float()
+    )
     err = {}
     for method in ("gaussian", "integral", "none"):
         xy, _ = find_global_peaks(maps, threshold=0.1, refinement=method, sigma=sigma)

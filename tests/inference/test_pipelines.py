@@ -29,7 +29,13 @@ class OracleMaps(nn.Module):
 
     def __init__(self, head: str, stride: int, sigma: float, nodes: list[int], max_stride: int = 16) -> None:
         super().__init__()
-        self.head, self.stride, self.sigma, self.nodes, self.max_stride = head, stride, sigma, nodes, max_stride
+        self.head, self.stride, self.sigma, self.nodes, self.max_stride = (
+            head,
+            stride,
+            sigma,
+            nodes,
+            max_stride,
+        )
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         grey = images[:, :1] * 255.0
@@ -67,7 +73,12 @@ def test_single_instance_recovers_keypoints_exactly_with_input_scaling():
     truth = np.array([[[20.0, 30.0], [40.0, 34.0], [62.0, 50.0]]])
     frames = np.stack([draw(truth, block=2), draw(truth + [10, 6], block=2)])
     # 2x2 dots at even positions shrink to single full-intensity pixels at half scale
-    model = LoadedModel(config("single_instance", scaling=0.5), SKELETON, OracleMaps("confmaps", 4, 4.0, [0, 1, 2]), torch.device("cpu"))
+    model = LoadedModel(
+        config("single_instance", scaling=0.5),
+        SKELETON,
+        OracleMaps("confmaps", 4, 4.0, [0, 1, 2]),
+        torch.device("cpu"),
+    )
     opts = InferenceOptions(peak_threshold=0.3, overlap="none")
     result = SingleInstancePipeline(model, opts).predict(frames, [7, 8])
     assert [r.frame for r in result] == [7, 8]
@@ -81,7 +92,9 @@ def test_single_instance_missing_node_is_nan():
     truth = np.array([[[20.0, 30.0], [40.0, 34.0], [62.0, 50.0]]])
     frame = draw(truth)
     frame[frame == GREY[2]] = 0
-    model = LoadedModel(config("single_instance"), SKELETON, OracleMaps("confmaps", 4, 4.0, [0, 1, 2]), torch.device("cpu"))
+    model = LoadedModel(
+        config("single_instance"), SKELETON, OracleMaps("confmaps", 4, 4.0, [0, 1, 2]), torch.device("cpu")
+    )
     (r,) = SingleInstancePipeline(model, InferenceOptions(overlap="none")).predict(frame[None], [0])
     assert np.isnan(r.points[0, 2]).all() and np.isnan(r.point_scores[0, 2])
     assert np.abs(r.points[0, :2] - truth[0, :2]).max() < 0.1
@@ -100,7 +113,10 @@ def test_top_down_finds_every_animal_through_crops():
     centroid_cfg.data.anchor_part = "thorax"
     centroid = LoadedModel(centroid_cfg, SKELETON, OracleMaps("centroids", 2, 3.0, [1]), torch.device("cpu"))
     centered = LoadedModel(
-        config("centered_instance", crop=32), SKELETON, OracleMaps("confmaps", 4, 4.0, [0, 1, 2]), torch.device("cpu")
+        config("centered_instance", crop=32),
+        SKELETON,
+        OracleMaps("confmaps", 4, 4.0, [0, 1, 2]),
+        torch.device("cpu"),
     )
     result = TopDownPipeline(centroid, centered, InferenceOptions(overlap="oks")).predict(frames, [0, 1])
     assert len(result[0].scores) == 3 and len(result[1].scores) == 1
@@ -112,16 +128,25 @@ def test_top_down_finds_every_animal_through_crops():
 
 
 def test_max_instances_and_min_visible_nodes():
-    truth = np.array([[[20.0, 30.0], [30.0, 34.0], [40.0, 40.0]], [[90.0, 60.0], [100.0, 62.0], [110.0, 70.0]]])
+    truth = np.array(
+        [[[20.0, 30.0], [30.0, 34.0], [40.0, 40.0]], [[90.0, 60.0], [100.0, 62.0], [110.0, 70.0]]]
+    )
     centroid_cfg = config("centroid")
     centroid_cfg.data.anchor_part = "thorax"
     centroid = LoadedModel(centroid_cfg, SKELETON, OracleMaps("centroids", 2, 3.0, [1]), torch.device("cpu"))
     centered = LoadedModel(
-        config("centered_instance", crop=32), SKELETON, OracleMaps("confmaps", 4, 4.0, [0, 1, 2]), torch.device("cpu")
+        config("centered_instance", crop=32),
+        SKELETON,
+        OracleMaps("confmaps", 4, 4.0, [0, 1, 2]),
+        torch.device("cpu"),
     )
-    (r,) = TopDownPipeline(centroid, centered, InferenceOptions(max_instances=1)).predict(draw(truth)[None], [0])
+    (r,) = TopDownPipeline(centroid, centered, InferenceOptions(max_instances=1)).predict(
+        draw(truth)[None], [0]
+    )
     assert len(r.scores) == 1
     frame = draw(truth)
     frame[frame == GREY[2]] = 0
-    (r,) = TopDownPipeline(centroid, centered, InferenceOptions(min_visible_nodes=3)).predict(frame[None], [0])
+    (r,) = TopDownPipeline(centroid, centered, InferenceOptions(min_visible_nodes=3)).predict(
+        frame[None], [0]
+    )
     assert len(r.scores) == 0

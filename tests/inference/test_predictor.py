@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from napari_posetrack.core.errors import FileFormatError
-from napari_posetrack.core.inference.api import journal_path_for, predict_labels, predict_many, predict_to_file
+from napari_posetrack.core.inference.api import (
+    journal_path_for,
+    predict_labels,
+    predict_many,
+    predict_to_file,
+)
 from napari_posetrack.core.inference.pipelines import InferenceOptions, load_pipeline
 from napari_posetrack.core.inference.predictor import PredictionCancelled, PredictionJournal, predict_frames
 from napari_posetrack.core.labels import PREDICTED, USER
@@ -33,7 +38,11 @@ def single_run(sample, tmp_path_factory) -> Path:
     one = labels.subset(np.flatnonzero((labels.instances.track == 0) & (labels.instances.frame < 16)))
     cfg = baseline_profile("single")
     cfg.model.unet.filters, cfg.model.unet.max_stride = 8, 8
-    cfg.optimization.epochs, cfg.optimization.batches_per_epoch, cfg.optimization.min_batches_per_epoch = 1, 2, 1
+    cfg.optimization.epochs, cfg.optimization.batches_per_epoch, cfg.optimization.min_batches_per_epoch = (
+        1,
+        2,
+        1,
+    )
     cfg.outputs.runs_folder = str(tmp_path_factory.mktemp("runs"))
     return train(cfg, one, device="cpu")
 
@@ -46,7 +55,9 @@ def options(**kw) -> InferenceOptions:
 def test_every_requested_frame_is_predicted_once(single_run, sample):
     pipeline = load_pipeline([single_run], options())
     seen = []
-    out = predict_frames(pipeline, sample["video"], np.arange(5, 23), progress=lambda d, t: seen.append((d, t)))
+    out = predict_frames(
+        pipeline, sample["video"], np.arange(5, 23), progress=lambda d, t: seen.append((d, t))
+    )
     assert out["frames"].tolist() == list(range(5, 23))
     assert out["instance_frame"].tolist() == list(range(5, 23))
     assert out["points"].shape == (18, 7, 2) and np.isfinite(out["points"]).all()
@@ -73,7 +84,9 @@ def test_cancelled_run_resumes_from_its_journal(single_run, sample, tmp_path):
     assert j.done_frames().tolist() == list(range(8))
     j.close()
     progress = []
-    resumed = predict_frames(pipeline, sample["video"], journal_path=journal, progress=lambda d, t: progress.append(d))
+    resumed = predict_frames(
+        pipeline, sample["video"], journal_path=journal, progress=lambda d, t: progress.append(d)
+    )
     assert progress[0] == 8  # the first 8 frames were not predicted again
     fresh = predict_frames(pipeline, sample["video"])
     order = np.argsort(resumed["instance_frame"], kind="stable")
@@ -164,7 +177,9 @@ def test_many_videos_run_as_dask_tasks_and_resume(single_run, sample, tmp_path):
     videos.mkdir()
     for name in ("a.mp4", "b.mp4"):
         shutil.copy(sample["video"], videos / name)
-    outputs = predict_many(sorted(videos.iterdir()), [single_run], tmp_path / "out", target="0-3", options=options())
+    outputs = predict_many(
+        sorted(videos.iterdir()), [single_run], tmp_path / "out", target="0-3", options=options()
+    )
     assert [p.name for p in outputs] == ["a.predictions.slp", "b.predictions.slp"]
     stamp = outputs[0].stat().st_mtime_ns
     predict_many(sorted(videos.iterdir()), [single_run], tmp_path / "out", target="0-3", options=options())
