@@ -126,7 +126,7 @@ class LoadedModel:
         import torch
 
         from napari_posetrack.core.models.model import pad_to_stride
-        from napari_posetrack.core.training.data import _convert_channels as convert_channels, _resize as resize_frame, scaled_size
+        from napari_posetrack.core.training.data import convert_channels, resize_frame, scaled_size
 
         h, w = scaled_size(frames.shape[1], frames.shape[2], self.scaling)
         batch = np.stack([convert_channels(resize_frame(f, (h, w)), self.channels) for f in frames])

@@ -1,0 +1,129 @@
+"""What each model type does with a device batch: augment, (crop), render targets, measure errors.
+
+A :class:`TrainingPipeline` receives the batch from
+:class:`~napari_posetrack.core.training.data.FrameBatchDataset` already on the device (images float
+``(B, C, H, W)`` in [0, 1], keypoints ``(B, M, N, 2)`` in scaled pixels, NaN = missing) and returns the
+network input, the targets of every head (:func:`~napari_posetrack.core.training.targets.model_targets`)
+and the keypoints the validation pixel error is measured against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from napari_posetrack.core.config import TrainingConfig, head_configs
+from napari_posetrack.core.labels import Skeleton
+
+
+class TrainingPipeline:
+    """Batch preparation and validation decoding for one ``model.pipeline``.
+
+    Parameters
+    ----------
+    config
+        The resolved training config (``data.crop_size`` set for ``centered_instance``).
+    skeleton
+        Node count, edges (PAFs), symmetries (flip augmentation), anchor part.
+    """
+
+    def __init__(self, config: TrainingConfig, skeleton: Skeleton) -> None:
+        self.config = config
+        self.name = config.model.pipeline
+        self.skeleton = skeleton
+        self.heads = head_configs(config)
+        self.loss_weights = {name: float(h.loss_weight) for name, h in self.heads.items()}
+        self.confmap_head = "centroids" if self.name == "centroid" else "confmaps"
+        self.per_instance = self.name == "centered_instance"
+        self.anchor = skeleton.node_index(config.data.anchor_part) if config.data.anchor_part else None
+        self.edges = skeleton.edge_array()
+        self.flip_permutation = torch.as_tensor(skeleton.flip_permutation(), dtype=torch.long)
+        self.input_scaling = float(config.data.input_scaling)
+        if self.per_instance and not config.data.crop_size:
+            raise ValueError("centered_instance training needs data.crop_size (resolved automatically by train())")
+
+    def _augment(self, images: torch.Tensor, points: torch.Tensor, generator: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        from napari_posetrack.core.training.augmentation import augment
+
+        aug = self.config.optimization.augmentation
+        if not (aug.geometric or aug.photometric):
+            return images, points
+        perm = self.flip_permutation.to(images.device)
+        return augment(images, points, aug, perm, generator)
+
+    def prepare(
+        self, batch: dict[str, torch.Tensor], *, training: bool, generator: Any
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """``(inputs, targets, keypoints)`` for a device batch; augmentation only when ``training``."""
+        from napari_posetrack.core.training.targets import crop_instances, instance_centroids, model_targets
+
+        images, points = batch["image"], batch["points"]
+        if self.per_instance:
+            crop = int(self.config.data.crop_size)
+            if training:
+                # augment a window around the instance, not the whole frame: a window large enough that
+                # the final crop, rotated/scaled/shifted about the window's centre, stays inside it
+                window = self._window_size(crop)
+                pre = self._crop_sampled(images, points, batch["instance"], window)
+                images, points = self._augment(pre.images, pre.points[:, None], generator)
+                centers = instance_centroids(points, self.anchor)
+                crops = crop_instances(images, points, centers, crop)
+            else:
+                crops = self._crop_sampled(images, points, batch["instance"], crop)
+            images, points = crops.images, crops.points[:, None]
+        elif training:
+            images, points = self._augment(images, points, generator)
+        size = (int(images.shape[-2]), int(images.shape[-1]))
+        targets = model_targets(self.config, points, size, self.edges, self.anchor)
+        return images, targets, points
+
+    def _crop_sampled(self, images: torch.Tensor, points: torch.Tensor, instance: torch.Tensor, size: int) -> Any:
+        """One crop per sample around the instance the sampler picked (the others give no crop)."""
+        from napari_posetrack.core.training.targets import crop_instances, instance_centroids
+
+        centers = instance_centroids(points, self.anchor)  # (B, M, 2)
+        keep = torch.zeros(centers.shape[:2], dtype=torch.bool, device=centers.device)
+        keep[torch.arange(len(keep), device=keep.device), instance] = True
+        centers = torch.where(keep[..., None], centers, torch.full_like(centers, float("nan")))
+        return crop_instances(images, points, centers, size)
+
+    def _window_size(self, crop: int) -> int:
+        aug = self.config.optimization.augmentation
+        factor = 1.0
+        if aug.rotation_probability > 0:
+            factor *= 2**0.5
+        if aug.scale_probability > 0:
+            factor /= min(aug.scale_min, 1.0)
+        shift = 2 * max(abs(aug.translate_min), abs(aug.translate_max)) if aug.translate_probability > 0 else 0
+        return int(2 * ((crop * factor + shift) // 2 + 1))
+
+    def pixel_errors(self, outputs: dict[str, torch.Tensor], keypoints: torch.Tensor) -> torch.Tensor:
+        """Distances between argmax peaks and the nearest ground truth, in original-video pixels.
+
+        Single instance / centered instance: one peak per node against that node. Centroid: the
+        strongest centroid peak against the nearest instance centre. Bottom-up: each node's strongest
+        peak against that node of the nearest instance. Missing ground truth is skipped.
+        """
+        head = self.confmap_head
+        maps = outputs[head].float()
+        stride = self.heads[head].output_stride
+        b, c, h, w = maps.shape
+        flat = maps.reshape(b, c, h * w).argmax(dim=-1)
+        peaks = torch.stack([(flat % w).float(), torch.div(flat, w, rounding_mode="floor").float()], dim=-1) * stride
+        if self.name == "centroid":
+            from napari_posetrack.core.training.targets import instance_centroids
+
+            truth = instance_centroids(keypoints, self.anchor)[:, :, None, :]  # (B, M, 1, 2)
+        else:
+            truth = keypoints  # (B, M, N, 2)
+        d = torch.linalg.vector_norm(truth - peaks[:, None], dim=-1)  # (B, M, C)
+        d = torch.where(torch.isfinite(d), d, torch.full_like(d, float("inf")))
+        nearest = d.min(dim=1).values  # (B, C)
+        nearest = nearest[torch.isfinite(nearest)]
+        return nearest / self.input_scaling
+
+
+def make_pipeline(config: TrainingConfig, skeleton: Skeleton) -> TrainingPipeline:
+    """The training pipeline of ``config.model.pipeline``."""
+    return TrainingPipeline(config, skeleton)
