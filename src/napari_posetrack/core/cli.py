@@ -1,0 +1,373 @@
+"""The ``posetrack`` command line: a thin shell over the same API the napari widgets use.
+
+Commands defined here: ``info`` (what a labels file or a video holds), ``convert`` (between
+labels formats) and ``sample`` (write the generated sample project). Other modules add commands
+with an ``add_<name>_parser(subparsers)`` function that registers a subcommand and sets
+``func=<callable(args) -> int>``; list them in :data:`EXTERNAL_PARSERS` (one line each).
+
+Errors from bad input (:class:`~napari_posetrack.core.errors.PoseTrackError`, ``OSError``,
+``ValueError``) print one line on stderr and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from napari_posetrack import __version__
+from napari_posetrack.core.errors import PoseTrackError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
+
+EXTERNAL_PARSERS: list[str] = [
+    # "module:function" of other modules' add_<name>_parser(subparsers); imported when the CLI starts,
+    # so those modules must keep heavy imports (torch, av, cv2) inside their functions.
+    "napari_posetrack.core.training.cli:add_train_parser",
+    "napari_posetrack.core.inference.cli:add_predict_parser",
+    "napari_posetrack.core.tracking.cli:add_track_parser",
+    "napari_posetrack.core.evaluation_cli:add_evaluate_parser",
+    "napari_posetrack.core.demo:add_demo_parser",
+]
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _video_facts(path: str) -> dict[str, Any]:
+    """Frames, size, fps, codec and keyframe spacing of a video file or image folder."""
+    import numpy as np
+
+    from napari_posetrack.core.video import open_video
+
+    with open_video(path) as reader:
+        h, w, c = reader.shape
+        facts: dict[str, Any] = {
+            "type": "video",
+            "path": str(path),
+            "backend": reader.backend,
+            "frames": int(reader.n_frames),
+            "width": int(w),
+            "height": int(h),
+            "channels": int(c),
+            "grayscale": bool(reader.grayscale),
+            "fps": None if reader.fps is None else float(reader.fps),
+            "codec": "images" if reader.backend == "images" else None,
+            "keyframe_interval": None,
+        }
+        keyframes = getattr(reader, "keyframes", None)
+        if keyframes is not None and len(keyframes):
+            gaps = np.diff(np.append(np.asarray(keyframes), reader.n_frames))
+            facts["keyframe_interval"] = int(gaps.max())
+            facts["keyframes"] = len(keyframes)
+    if reader.backend == "pyav":
+        facts.update(_codec_facts(path))
+    return facts
+
+
+def _codec_facts(path: str) -> dict[str, Any]:
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        return {
+            "codec": ctx.name,
+            "profile": ctx.profile,
+            "pixel_format": ctx.format.name if ctx.format is not None else None,
+            "b_frames": bool(getattr(ctx, "has_b_frames", False)),
+        }
+
+
+def _labels_facts(path: str, search_paths: Sequence[str]) -> dict[str, Any]:
+    """Videos, skeleton, instance and track counts of a labels file."""
+    import numpy as np
+
+    from napari_posetrack.core.io import load_labels
+    from napari_posetrack.core.labels import PREDICTED, USER
+
+    labels = load_labels(path, search_paths=search_paths)
+    t = labels.instances
+    missing = set(labels.missing_videos())
+    videos = []
+    for i, v in enumerate(labels.videos):
+        rows = t.video == i
+        videos.append(
+            {
+                "index": i,
+                "path": v.filename
+                if not isinstance(v.path, list)
+                else f"{len(v.path)} images in {Path(v.filename).parent}",
+                "backend": v.backend,
+                "frames": v.n_frames,
+                "shape": None if v.shape is None else list(v.shape),
+                "fps": v.fps,
+                "missing": i in missing,
+                "labelled_frames": len(labels.labeled_frames(video=i)),
+                "user_instances": int((rows & (t.kind == USER)).sum()),
+                "predicted_instances": int((rows & (t.kind == PREDICTED)).sum()),
+            }
+        )
+    track_counts = (
+        np.bincount(t.track[t.track >= 0], minlength=len(labels.tracks))
+        if len(t)
+        else np.zeros(len(labels.tracks), int)
+    )
+    sk = labels.skeleton
+    points = t.points
+    present = ~np.isnan(points).any(axis=-1) if len(t) else np.zeros((0, sk.n_nodes), bool)
+    return {
+        "type": "labels",
+        "path": str(path),
+        "skeleton": {
+            "name": sk.name,
+            "nodes": list(sk.nodes),
+            "edges": [list(e) for e in sk.edge_names],
+            "symmetries": [list(s) for s in sk.symmetry_names],
+        },
+        "videos": videos,
+        "instances": {
+            "total": len(t),
+            "user": int((t.kind == USER).sum()),
+            "predicted": int((t.kind == PREDICTED).sum()),
+            "points_present": int(present.sum()),
+            "points_missing": int((~present).sum()),
+            "points_occluded": int((present & ~t.visible).sum()),
+        },
+        "frames": {"labelled": len(labels), "with_user_instances": len(labels.user_frames())},
+        "tracks": [{"name": tr.name, "instances": int(n)} for tr, n in zip(labels.tracks, track_counts)],
+        "untracked_instances": int((t.track < 0).sum()),
+        "suggestions": len(labels.suggestions),
+    }
+
+
+def _print_video_facts(f: dict[str, Any]) -> None:
+    fps = "unknown" if f["fps"] is None else f"{f['fps']:g}"
+    print(f"video: {f['path']}")
+    print(f"  frames: {f['frames']}")
+    print(
+        f"  size: {f['width']}x{f['height']}, {f['channels']} channel(s){' (grayscale content)' if f['grayscale'] else ''}"
+    )
+    print(f"  fps: {fps}")
+    codec = f.get("codec") or "unknown"
+    if f.get("profile"):
+        codec += f" ({f['profile']})"
+    print(f"  codec: {codec}")
+    if f.get("keyframe_interval") is not None:
+        print(f"  keyframe interval: {f['keyframe_interval']} frames ({f['keyframes']} keyframes)")
+
+
+def _print_labels_facts(f: dict[str, Any]) -> None:
+    sk = f["skeleton"]
+    print(f"labels: {f['path']}")
+    print(
+        f"skeleton: {sk['name']!r}, {len(sk['nodes'])} nodes, {len(sk['edges'])} edges, {len(sk['symmetries'])} symmetries"
+    )
+    print(f"  nodes: {', '.join(sk['nodes'])}")
+    if sk["edges"]:
+        print(f"  edges: {', '.join(f'{a}->{b}' for a, b in sk['edges'])}")
+    print(f"videos: {len(f['videos'])}")
+    for v in f["videos"]:
+        frames = "?" if v["frames"] is None else v["frames"]
+        status = "MISSING" if v["missing"] else "found"
+        print(
+            f"  [{v['index']}] {v['path']} ({status}): {frames} frames, {v['labelled_frames']} labelled, "
+            f"{v['user_instances']} user / {v['predicted_instances']} predicted instances"
+        )
+    n = f["instances"]
+    print(f"instances: {n['total']} ({n['user']} user, {n['predicted']} predicted)")
+    print(
+        f"  points: {n['points_present']} present ({n['points_occluded']} occluded), {n['points_missing']} missing"
+    )
+    print(
+        f"frames: {f['frames']['labelled']} labelled, {f['frames']['with_user_instances']} with user instances"
+    )
+    tracks = ", ".join(f"{t['name']} ({t['instances']})" for t in f["tracks"]) or "none"
+    print(f"tracks: {len(f['tracks'])}: {tracks}; {f['untracked_instances']} untracked instances")
+    print(f"suggestions: {f['suggestions']}")
+
+
+def _is_video(path: str) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES or os.path.isdir(path)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """``posetrack info FILE``."""
+    path = args.file
+    if not os.path.exists(path):
+        from napari_posetrack.core.errors import MissingFileError
+
+        raise MissingFileError(path)
+    facts = _video_facts(path) if _is_video(path) else _labels_facts(path, args.video_search)
+    if args.json:
+        print(json.dumps(facts, indent=2))
+    elif facts["type"] == "video":
+        _print_video_facts(facts)
+    else:
+        _print_labels_facts(facts)
+    return 0
+
+
+def add_info_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "info",
+        help="what a labels file or a video holds",
+        description="Describe a labels file (.slp, DeepLabCut CollectedData .csv/.h5 or config.yaml, "
+        "SLEAP analysis .h5, skeleton .json) or a video (file or image folder).",
+    )
+    p.add_argument("file", help="labels file, video file or image folder")
+    p.add_argument(
+        "--video-search",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder to look for moved videos in (repeatable)",
+    )
+    p.add_argument("--json", action="store_true", help="print the facts as JSON")
+    p.set_defaults(func=run_info)
+
+
+# --------------------------------------------------------------------------- convert
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """``posetrack convert IN OUT``."""
+    from napari_posetrack.core.io import detect_format, load_labels, save_labels
+
+    if os.path.abspath(args.input) == os.path.abspath(args.output):
+        raise ValueError(f"{args.output}: output is the input file; write to another path")
+    labels = load_labels(args.input, search_paths=args.video_search)
+    fmt = args.format or detect_format(args.output, for_writing=True)
+    kw: dict[str, Any] = {}
+    if fmt == "analysis":
+        if args.video is None and len(labels.videos) > 1:
+            raise ValueError(
+                f"{args.input} holds {len(labels.videos)} videos; a SLEAP analysis file holds one: pass --video INDEX"
+            )
+        kw["video"] = args.video or 0
+    elif fmt == "tidy":
+        kw["video"] = args.video
+    elif args.video is not None:
+        labels = labels.subset(labels.rows(video=args.video))
+    if fmt == "slp" and args.embed != "none":
+        kw["embed"] = True if args.embed == "all" else args.embed
+    elif args.embed != "none":
+        raise ValueError("--embed only applies to .slp output")
+    save_labels(labels, args.output, format=fmt, **kw)
+    print(f"wrote {args.output} ({fmt}): {labels!r}")
+    return 0
+
+
+def add_convert_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "convert",
+        help="convert between labels formats",
+        description="Convert a labels file. Formats by extension: .slp (SLEAP), CollectedData*.csv/.h5 "
+        "(DeepLabCut), other .h5 (SLEAP analysis), other .csv (tidy export, write only), .json "
+        "(skeleton only); config.yaml reads a whole DeepLabCut project.",
+    )
+    p.add_argument("input", help="labels file to read")
+    p.add_argument("output", help="file to write")
+    p.add_argument(
+        "--format",
+        choices=["slp", "dlc", "analysis", "tidy", "skeleton"],
+        help="output format (default: from OUT's name)",
+    )
+    p.add_argument(
+        "--video-search",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder to look for moved videos in (repeatable)",
+    )
+    p.add_argument("--video", type=int, default=None, metavar="INDEX", help="export only this video")
+    p.add_argument(
+        "--embed",
+        choices=["none", "user", "all"],
+        default="none",
+        help="store frames in the .slp (user: labelled frames only)",
+    )
+    p.set_defaults(func=run_convert)
+
+
+# --------------------------------------------------------------------------- sample
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    """``posetrack sample OUT_DIR``."""
+    from napari_posetrack.core.sample import write_sample
+
+    paths = write_sample(args.out_dir, n_animals=args.animals, n_frames=args.frames, seed=args.seed)
+    for key, value in paths.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def add_sample_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "sample",
+        help="write the generated sample project",
+        description="Write a procedurally generated multi-animal video with its ground-truth labels.",
+    )
+    p.add_argument("out_dir", help="folder to write into (created if needed)")
+    p.add_argument("--animals", type=int, default=3, help="number of animals (default 3)")
+    p.add_argument("--frames", type=int, default=200, help="number of frames (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=run_sample)
+
+
+# --------------------------------------------------------------------------- main
+
+
+BUILTIN_PARSERS: list[Callable[[Any], None]] = [add_info_parser, add_convert_parser, add_sample_parser]
+
+
+def _load_external(spec: str) -> Callable[[Any], None]:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``posetrack`` parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="posetrack",
+        description="Pose estimation and tracking for SLEAP and DeepLabCut users (napari-posetrack).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in BUILTIN_PARSERS:
+        add(subparsers)
+    for spec in EXTERNAL_PARSERS:
+        _load_external(spec)(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``posetrack``; returns the exit status (0 ok, 1 bad input, 2 bad command line)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(func(args) or 0)
+    except (PoseTrackError, OSError, ValueError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"posetrack {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"posetrack {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
