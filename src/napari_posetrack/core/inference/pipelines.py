@@ -8,6 +8,7 @@ video pixels.
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -141,14 +142,15 @@ class LoadedModel:
             return {k: v.float() for k, v in self.model(images).items()}
 
 
-class Pipeline:
+class Pipeline(abc.ABC):
     """Base class: ``predict(frames, frame_indices) -> list[FramePredictions]``."""
 
     skeleton: Skeleton
     options: InferenceOptions
 
+    @abc.abstractmethod
     def predict(self, frames: np.ndarray, frame_indices: Sequence[int]) -> list[FramePredictions]:
-        raise NotImplementedError
+        """Instances on each of ``frames`` (``(B, H, W, C)`` uint8), one result per frame index."""
 
     def _finish(self, frame: int, points: np.ndarray, point_scores: np.ndarray, scores: np.ndarray) -> FramePredictions:
         """Apply minimum nodes, overlap suppression and the instance limit to one frame's instances."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import collections
 import os
 import threading
@@ -62,7 +63,7 @@ class _FrameCache:
         return index in self._frames
 
 
-class VideoReader:
+class VideoReader(abc.ABC):
     """Interface shared by every backend; subclasses implement :meth:`_read_rgb`.
 
     Attributes
@@ -186,9 +187,9 @@ class VideoReader:
         """Frame ``index`` in the output layout (``shape``), not cached."""
         return self._finish(self._read_rgb(index))
 
+    @abc.abstractmethod
     def _read_rgb(self, index: int) -> np.ndarray:
         """Frame ``index`` as ``(H, W, 3)`` or ``(H, W, 1)`` uint8 (before grayscale handling)."""
-        raise NotImplementedError
 
     def _finish(self, image: np.ndarray) -> np.ndarray:
         """Apply the channel policy: one channel for grayscale content, else three."""
