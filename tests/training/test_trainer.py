@@ -484,3 +484,28 @@ def test_large_projects_train_from_a_memmap_that_is_removed_afterwards(one_fly, 
     assert seen == [True, True]  # the frames were served from the on-disk cache, by a worker process
     assert not (run_dir / "frames.npy").exists()
     assert len(batch_losses(run_dir)) == 2
+
+
+def test_initialisation_from_a_previous_run_copies_what_fits(two_node, thirteen_node, tmp_path):
+    """A 2-node centroid run starts a 13-node run: same backbone, so its weights carry over."""
+    import torch
+
+    from napari_posetrack.core.models import build_model
+    from napari_posetrack.core.training.run import initialise_from
+
+    first = train(tiny_config("centroid", tmp_path / "a", epochs=1, batches=1), two_node)
+    cfg = tiny_config("centroid", tmp_path / "b", epochs=1, batches=1)
+    cfg.optimization.initialization = str(first)  # a run folder, not only a checkpoint file
+    second = train(cfg, thirteen_node)
+    _, _, before = load_run(first)
+    _, _, fresh = load_run(second, checkpoint="last")
+    name = next(k for k in before.state_dict() if k.startswith("backbone"))
+    # one step of training later the weights moved, but they started from the first run's
+    assert torch.allclose(before.state_dict()[name], fresh.state_dict()[name], atol=0.05)
+
+    bottomup = build_model(tiny_config("bottomup", tmp_path), thirteen_node.skeleton, in_channels=1)
+    copied = initialise_from(bottomup, first)
+    assert copied and all(k.startswith("backbone") for k in copied)  # heads differ and stay fresh
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="best.ckpt"):
+        initialise_from(bottomup, tmp_path / "empty")

@@ -301,10 +301,7 @@ def train(
         model = build_model(config, labels.skeleton, in_channels=cache.image_shape[2])
         init = config.optimization.initialization
         if init != "random" and not resume:
-            from napari_posetrack.core.training.trainer import load_checkpoint_file
-
-            state = load_checkpoint_file(init)
-            model.load_state_dict(state["model"])
+            initialise_from(model, init)
         trainer = Trainer(
             model, pipeline, train_ds, val_ds, run_path, settings,
             checkpoint_extra={"config": config.to_dict(), "skeleton": labels.skeleton.nodes},
@@ -320,6 +317,28 @@ def train(
             except OSError:  # still mapped (Windows): leave it, it is rebuilt and overwritten next time
                 pass
     return run_path
+
+
+def initialise_from(model: Any, source: str | os.PathLike[str]) -> list[str]:
+    """Copy a previous run's weights into ``model`` wherever names and shapes match.
+
+    ``source`` is a run folder (its ``best.ckpt``, else ``last.ckpt``) or a checkpoint file. Heads
+    that differ (another skeleton, another pipeline) keep their fresh weights, so a backbone trained
+    on one project can start another. Returns the names of the tensors copied.
+    """
+    from napari_posetrack.core.training.trainer import load_checkpoint_file
+
+    path = Path(source)
+    if path.is_dir():
+        path = next((path / n for n in ("best.ckpt", "last.ckpt") if (path / n).is_file()), path / "best.ckpt")
+    state = load_checkpoint_file(_require(path))["model"]
+    own = model.state_dict()
+    copied = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
+    if not copied:
+        raise ConfigError(f"optimization.initialization: no weights in {path} fit this model")
+    own.update({k: state[k] for k in copied})
+    model.load_state_dict(own)
+    return copied
 
 
 def _apply_keep(config: TrainingConfig, run_path: Path, rank: int) -> None:
