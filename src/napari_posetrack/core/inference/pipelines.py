@@ -143,14 +143,28 @@ class LoadedModel:
 
 
 class Pipeline(abc.ABC):
-    """Base class: ``predict(frames, frame_indices) -> list[FramePredictions]``."""
+    """Frames in, instances out, in two stages that a predictor can overlap.
+
+    :meth:`run_network` does the device work (preprocessing, network, peak finding) and returns
+    tensors that may still be on the device; :meth:`assemble` does the host work (copies, grouping,
+    overlap suppression) and returns one :class:`FramePredictions` per frame. :meth:`predict` runs
+    both in turn.
+    """
 
     skeleton: Skeleton
     options: InferenceOptions
 
     @abc.abstractmethod
+    def run_network(self, frames: np.ndarray, frame_indices: Sequence[int]) -> dict[str, Any]:
+        """Device stage for ``frames`` (``(B, H, W, C)`` uint8); the result goes to :meth:`assemble`."""
+
+    @abc.abstractmethod
+    def assemble(self, raw: dict[str, Any]) -> list[FramePredictions]:
+        """Host stage: instances of each frame from :meth:`run_network`'s result."""
+
     def predict(self, frames: np.ndarray, frame_indices: Sequence[int]) -> list[FramePredictions]:
-        """Instances on each of ``frames`` (``(B, H, W, C)`` uint8), one result per frame index."""
+        """Instances on each of ``frames``, one result per frame index."""
+        return self.assemble(self.run_network(frames, frame_indices))
 
     def _finish(self, frame: int, points: np.ndarray, point_scores: np.ndarray, scores: np.ndarray) -> FramePredictions:
         """Apply minimum nodes, overlap suppression and the instance limit to one frame's instances."""
@@ -169,16 +183,19 @@ class SingleInstancePipeline(Pipeline):
     def __init__(self, model: LoadedModel, options: InferenceOptions) -> None:
         self.model, self.options, self.skeleton = model, options, model.skeleton
 
-    def predict(self, frames: np.ndarray, frame_indices: Sequence[int]) -> list[FramePredictions]:
+    def run_network(self, frames: np.ndarray, frame_indices: Sequence[int]) -> dict[str, Any]:
         from napari_posetrack.core.inference.peaks import find_global_peaks
 
         out = self.model(self.model.prepare(frames))
         stride, sigma = self.model.head("confmaps")
         xy, values = find_global_peaks(out["confmaps"], self.options.peak_threshold, self.options.refinement, sigma)
-        pts = (xy * stride / self.model.scaling).cpu().numpy().astype(np.float64)
-        vals = values.cpu().numpy()
+        return {"frames": list(frame_indices), "xy": xy * stride / self.model.scaling, "values": values}
+
+    def assemble(self, raw: dict[str, Any]) -> list[FramePredictions]:
+        pts = raw["xy"].cpu().numpy().astype(np.float64)
+        vals = raw["values"].cpu().numpy()
         results = []
-        for i, f in enumerate(frame_indices):
+        for i, f in enumerate(raw["frames"]):
             found = ~np.isnan(pts[i, :, 0])
             ps = np.where(found, vals[i], np.nan)
             score = np.array([np.clip(vals[i][found], 0, 1).sum() / self.skeleton.n_nodes])
@@ -196,7 +213,7 @@ class TopDownPipeline(Pipeline):
             raise ConfigError(f"{centered.run_dir}: the centered-instance run has no data.crop_size")
         self.crop_size = int(crop)
 
-    def predict(self, frames: np.ndarray, frame_indices: Sequence[int]) -> list[FramePredictions]:
+    def run_network(self, frames: np.ndarray, frame_indices: Sequence[int]) -> dict[str, Any]:
         import torch
 
         from napari_posetrack.core.inference.peaks import find_global_peaks, find_local_peaks
@@ -205,41 +222,42 @@ class TopDownPipeline(Pipeline):
         o = self.options
         c_stride, c_sigma = self.centroid.head("centroids")
         maps = self.centroid(self.centroid.prepare(frames))["centroids"]
-        sample, _, xy, values = find_local_peaks(maps, o.peak_threshold, o.refinement, c_sigma)
+        sample, _, xy, _ = find_local_peaks(maps, o.peak_threshold, o.refinement, c_sigma)
+        raw: dict[str, Any] = {"frames": list(frame_indices), "n_frames": len(frames)}
+        if len(sample) == 0:
+            return raw
         centres = xy * c_stride / self.centroid.scaling  # original pixels
         n_frames, n_nodes = len(frames), self.skeleton.n_nodes
-        per_frame: list[list[int]] = [[] for _ in range(n_frames)]
-        for k, s in enumerate(sample.tolist()):
-            per_frame[s].append(k)
-        results_pts: list[np.ndarray] = [np.zeros((0, n_nodes, 2))] * n_frames
-        results_ps: list[np.ndarray] = [np.zeros((0, n_nodes))] * n_frames
-        if len(sample):
-            # one crop per centroid, all frames of the batch at once
-            counts = torch.bincount(sample, minlength=n_frames)
-            width = int(counts.max())
-            slot = torch.cat([torch.arange(int(c), device=sample.device) for c in counts])
-            order = torch.argsort(sample, stable=True)
-            grid = torch.full((n_frames, width, 2), float("nan"), device=maps.device)
-            grid[sample[order], slot] = centres[order] * self.centered.scaling
-            images = self.centered.prepare(frames)
-            dummy = torch.zeros((n_frames, width, n_nodes, 2), device=images.device)
-            crops = crop_instances(images, dummy, grid.to(images.device), self.crop_size)
-            cm = self.centered(crops.images)["confmaps"]
-            i_stride, i_sigma = self.centered.head("confmaps")
-            pxy, pval = find_global_peaks(cm, o.peak_threshold, o.refinement, i_sigma)
-            image_xy = (pxy * i_stride + crops.offsets[:, None, :]) / self.centered.scaling
-            pts = image_xy.cpu().numpy().astype(np.float64)
-            vals = pval.cpu().numpy()
-            crop_sample = crops.sample.cpu().numpy()
-            for f in range(n_frames):
-                sel = crop_sample == f
-                results_pts[f] = pts[sel]
-                results_ps[f] = np.where(np.isnan(pts[sel][..., 0]), np.nan, vals[sel])
+        # one crop per centroid, all frames of the batch at once
+        counts = torch.bincount(sample, minlength=n_frames)
+        width = int(counts.max())
+        slot = torch.cat([torch.arange(int(c), device=sample.device) for c in counts])
+        order = torch.argsort(sample, stable=True)
+        grid = torch.full((n_frames, width, 2), float("nan"), device=maps.device)
+        grid[sample[order], slot] = centres[order] * self.centered.scaling
+        images = self.centered.prepare(frames)
+        dummy = torch.zeros((n_frames, width, n_nodes, 2), device=images.device)
+        crops = crop_instances(images, dummy, grid.to(images.device), self.crop_size)
+        cm = self.centered(crops.images)["confmaps"]
+        i_stride, i_sigma = self.centered.head("confmaps")
+        pxy, pval = find_global_peaks(cm, o.peak_threshold, o.refinement, i_sigma)
+        raw.update(xy=(pxy * i_stride + crops.offsets[:, None, :]) / self.centered.scaling, values=pval, sample=crops.sample)
+        return raw
+
+    def assemble(self, raw: dict[str, Any]) -> list[FramePredictions]:
+        n_nodes = self.skeleton.n_nodes
+        if "xy" in raw:
+            pts = raw["xy"].cpu().numpy().astype(np.float64)
+            vals = raw["values"].cpu().numpy()
+            crop_sample = raw["sample"].cpu().numpy()
+        else:
+            pts, vals, crop_sample = np.zeros((0, n_nodes, 2)), np.zeros((0, n_nodes)), np.zeros(0, dtype=np.int64)
         out = []
-        for f, idx in enumerate(frame_indices):
-            ps = results_ps[f]
-            scores = np.nansum(np.clip(ps, 0, 1), axis=1) / n_nodes if len(ps) else np.zeros(0)
-            out.append(self._finish(int(idx), results_pts[f], ps, scores))
+        for f, idx in enumerate(raw["frames"]):
+            sel = crop_sample == f
+            ps = np.where(np.isnan(pts[sel][..., 0]), np.nan, vals[sel])
+            scores = np.nansum(np.clip(ps, 0, 1), axis=1) / n_nodes
+            out.append(self._finish(int(idx), pts[sel], ps, scores))
         return out
 
 
@@ -249,26 +267,32 @@ class BottomUpPipeline(Pipeline):
     def __init__(self, model: LoadedModel, options: InferenceOptions) -> None:
         self.model, self.options, self.skeleton = model, options, model.skeleton
 
-    def predict(self, frames: np.ndarray, frame_indices: Sequence[int]) -> list[FramePredictions]:
+    def run_network(self, frames: np.ndarray, frame_indices: Sequence[int]) -> dict[str, Any]:
         from napari_posetrack.core.inference.peaks import find_local_peaks
 
         o = self.options
         out = self.model(self.model.prepare(frames))
         stride, sigma = self.model.head("confmaps")
-        paf_stride, _ = self.model.head("pafs")
         sample, node, xy, values = find_local_peaks(out["confmaps"], o.peak_threshold, o.refinement, sigma)
-        scaled_xy = (xy * stride).cpu().numpy().astype(np.float64)  # network-input pixels
-        sample_np, node_np, val_np = sample.cpu().numpy(), node.cpu().numpy(), values.cpu().numpy()
-        pafs = out["pafs"].cpu().numpy()
+        h, w = out["confmaps"].shape[-2:]
+        return {
+            "frames": list(frame_indices), "sample": sample, "node": node, "xy": xy * stride, "values": values,
+            "pafs": out["pafs"], "input_size": (int(h) * stride, int(w) * stride),
+        }
+
+    def assemble(self, raw: dict[str, Any]) -> list[FramePredictions]:
+        o = self.options
+        paf_stride, _ = self.model.head("pafs")
+        scaled_xy = raw["xy"].cpu().numpy().astype(np.float64)  # network-input pixels
+        sample, node, values = raw["sample"].cpu().numpy(), raw["node"].cpu().numpy(), raw["values"].cpu().numpy()
+        pafs = raw["pafs"].cpu().numpy()
         edges = self.skeleton.edge_array()
-        input_size = tuple(int(s) for s in out["confmaps"].shape[-2:])
-        input_size = (input_size[0] * stride, input_size[1] * stride)
         results = []
-        for i, f in enumerate(frame_indices):
-            sel = sample_np == i
+        for i, f in enumerate(raw["frames"]):
+            sel = sample == i
             pts, ps, scores = group_instances(
-                scaled_xy[sel], node_np[sel], val_np[sel], pafs[i], edges, self.skeleton.n_nodes,
-                paf_stride, input_size, o.grouping,
+                scaled_xy[sel], node[sel], values[sel], pafs[i], edges, self.skeleton.n_nodes,
+                paf_stride, raw["input_size"], o.grouping,
             )
             results.append(self._finish(int(f), pts / self.model.scaling, ps, scores))
         return results

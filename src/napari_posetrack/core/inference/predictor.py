@@ -22,7 +22,7 @@ from napari_posetrack.core.inference.pipelines import FramePredictions, Pipeline
 from napari_posetrack.core.labels import PREDICTED, Labels, Video
 
 ProgressCallback = Callable[[int, int], None]
-"""Called with ``(frames done, frames total)`` after every batch."""
+"""Called with ``(frames done, frames total)`` after every batch, from the post-processing thread."""
 
 
 class PredictionCancelled(PoseTrackError):
@@ -162,13 +162,36 @@ def predict_frames(
             if progress is not None:
                 progress(done, total)
             batches: queue.Queue = queue.Queue(maxsize=queue_batches)
+            raws: queue.Queue = queue.Queue(maxsize=queue_batches)
             stop = threading.Event()
-            worker = threading.Thread(
+            finished = {"done": done, "error": None}
+
+            def post_process() -> None:
+                # host stage: copies, grouping, journal writes, progress (one writer for the journal)
+                while True:
+                    raw = raws.get()
+                    if raw is None:
+                        return
+                    try:
+                        results = pipeline.assemble(raw)
+                        journal.append(results)
+                        finished["done"] += len(results)
+                        if progress is not None:
+                            progress(finished["done"], total)
+                    except BaseException as exc:  # re-raised on the calling thread
+                        finished["error"] = exc
+                        stop.set()
+                        return
+
+            decoder = threading.Thread(
                 target=_decode_into, args=(reader, todo, pipeline.options.batch_size, batches, stop), daemon=True
             )
-            worker.start()
+            assembler = threading.Thread(target=post_process, daemon=True)
+            decoder.start()
+            assembler.start()
+            submitted = done
             try:
-                while len(todo):
+                while len(todo) and not stop.is_set():
                     item = batches.get()
                     if item is None:
                         break
@@ -177,15 +200,21 @@ def predict_frames(
                             raise item
                         raise FileFormatError(reader.path, f"decoding failed part-way: {item}") from item
                     batch_idx, imgs = item
-                    journal.append(pipeline.predict(imgs, batch_idx))
-                    done += len(batch_idx)
-                    if progress is not None:
-                        progress(done, total)
+                    # device stage here, host stage on the assembler: the next batch runs meanwhile
+                    if not _put(raws, pipeline.run_network(imgs, batch_idx), stop):
+                        break
+                    submitted += len(batch_idx)
                     if cancel is not None and cancel():
-                        raise PredictionCancelled(f"{reader.path}: prediction cancelled after {done} of {total} frames")
+                        raise PredictionCancelled(
+                            f"{reader.path}: prediction cancelled after {submitted} of {total} frames"
+                        )
             finally:
+                _put(raws, None, stop)  # the assembler finishes what was submitted, then ends
+                assembler.join()
                 stop.set()
-                worker.join(timeout=10)
+                decoder.join(timeout=10)
+            if finished["error"] is not None:
+                raise finished["error"]
             return journal.read()
         finally:
             journal.close()
