@@ -393,7 +393,7 @@ def test_moved_project_videos_are_found_next_to_the_labels(flies):
             warnings.simplefilter("error", UserWarning)  # nothing is missing: no warning
             lab = load_slp(flies / name)
         assert lab.missing_videos() == []
-        assert Path(lab.videos[0].path).parent == flies
+        assert Path(lab.videos[0].path).parent.resolve() == flies.resolve()
 
 
 def test_missing_video_is_kept_with_a_warning(flies, tmp_path):
