@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--pipelines", default="single_instance,topdown,bottomup")
+    parser.add_argument("--stream-frames", type=int, default=0, help="also stream a generated video this long (memory)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -152,6 +153,34 @@ def main() -> None:
             f"| {name} | {fwd:.1f} | {e2e:.1f} | {e2e / fwd:.2f} | {statistics.median(lat):.0f} | "
             f"{rss[0] / 2**20:.0f} -> {rss[-1] / 2**20:.0f} |"
         )
+
+
+    if args.stream_frames:
+        long_stream_memory(args.stream_frames, device, args.batch_size)
+
+
+def long_stream_memory(n_frames: int, device: torch.device, batch_size: int) -> None:
+    """Resident memory while predicting every frame of a long generated video (should stay flat)."""
+    import tempfile
+
+    from napari_posetrack.core.sample import write_sample
+
+    proc = psutil.Process()
+    with tempfile.TemporaryDirectory() as tmp:
+        sample = write_sample(tmp, n_animals=2, n_frames=n_frames, size=(128, 128), seed=1)
+        skeleton = load_slp(sample["labels"]).skeleton
+        options = InferenceOptions(peak_threshold=float("-inf"), device=str(device), batch_size=batch_size)
+        cfg = baseline_profile("single", frame_size=(128, 128))
+        pipeline = SingleInstancePipeline(loaded(cfg, skeleton, device), options)
+        rss: list[int] = []
+        start = time.perf_counter()
+        predict_frames(pipeline, sample["video"], progress=lambda d, t: rss.append(proc.memory_info().rss))
+        elapsed = time.perf_counter() - start
+    mib = np.asarray(rss) / 2**20
+    tenth = max(1, len(mib) // 10)
+    print()
+    print(f"long stream: {n_frames} frames 128x128 single instance in {elapsed:.0f} s; RSS after the first 10% "
+          f"{mib[tenth]:.0f} MiB, at the end {mib[-1]:.0f} MiB, max {mib.max():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -150,3 +150,12 @@ def test_max_instances_and_min_visible_nodes():
         frame[None], [0]
     )
     assert len(r.scores) == 0
+
+
+def test_strongest_centroids_are_kept_per_frame():
+    from napari_posetrack.core.inference.pipelines import strongest_per_sample
+
+    sample = torch.tensor([0, 0, 0, 1, 1, 2])
+    values = torch.tensor([0.1, 0.9, 0.5, 0.3, 0.8, 0.2])
+    assert strongest_per_sample(sample, values, 2).tolist() == [1, 2, 3, 4, 5]
+    assert strongest_per_sample(sample, values, 1).tolist() == [1, 4, 5]

@@ -203,6 +203,18 @@ class SingleInstancePipeline(Pipeline):
         return results
 
 
+def strongest_per_sample(sample: torch.Tensor, values: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` highest ``values`` of each sample (peaks are grouped by ``sample``)."""
+    import torch
+
+    order = torch.argsort(values, descending=True, stable=True)
+    order = order[torch.argsort(sample[order], stable=True)]  # by sample, strongest first within it
+    s = sample[order]
+    first = torch.searchsorted(s, s, right=False)  # where each sample's run starts
+    rank = torch.arange(len(s), device=s.device) - first
+    return torch.sort(order[rank < k]).values
+
+
 class TopDownPipeline(Pipeline):
     """Centroid model on the (scaled) frame, then a centered-instance model on a crop around each centroid."""
 
@@ -222,7 +234,10 @@ class TopDownPipeline(Pipeline):
         o = self.options
         c_stride, c_sigma = self.centroid.head("centroids")
         maps = self.centroid(self.centroid.prepare(frames))["centroids"]
-        sample, _, xy, _ = find_local_peaks(maps, o.peak_threshold, o.refinement, c_sigma)
+        sample, _, xy, values = find_local_peaks(maps, o.peak_threshold, o.refinement, c_sigma)
+        if o.max_instances is not None and len(sample):
+            keep = strongest_per_sample(sample, values, o.max_instances)
+            sample, xy = sample[keep], xy[keep]
         raw: dict[str, Any] = {"frames": list(frame_indices), "n_frames": len(frames)}
         if len(sample) == 0:
             return raw
