@@ -116,10 +116,13 @@ def main() -> None:
         peak_threshold=float("-inf"), device=args.device, batch_size=args.batch_size, max_instances=2
     )
     pipelines = make_pipelines(skeleton, frame_size, device, options)
-    # bottom-up with no threshold would group every pixel: keep its peaks plausible
-    pipelines["bottomup"].options = InferenceOptions(
-        peak_threshold=0.0, device=args.device, batch_size=args.batch_size
-    )
+    if "bottomup" in pipelines:
+        # with no threshold every pixel of fresh maps would be a peak: pick the threshold that leaves a few
+        # peaks per map, as a trained model's maps would
+        bu = pipelines["bottomup"]
+        maps = bu.model(bu.model.prepare(frames[: args.batch_size]))["confmaps"]
+        top = torch.quantile(maps.flatten(2)[..., ::7].float(), 0.999, dim=-1).min().item()
+        bu.options = InferenceOptions(peak_threshold=top, device=args.device, batch_size=args.batch_size)
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, device {device}, "
