@@ -28,6 +28,7 @@ import psutil
 import torch
 
 from napari_posetrack.core.config import baseline_profile, topdown_configs
+from napari_posetrack.core.inference.paf_grouping import GroupingOptions
 from napari_posetrack.core.inference.pipelines import (
     BottomUpPipeline,
     InferenceOptions,
@@ -122,7 +123,11 @@ def main() -> None:
         bu = pipelines["bottomup"]
         maps = bu.model(bu.model.prepare(frames[: args.batch_size]))["confmaps"]
         top = torch.quantile(maps.flatten(2)[..., ::7].float(), 0.999, dim=-1).min().item()
-        bu.options = InferenceOptions(peak_threshold=top, device=args.device, batch_size=args.batch_size)
+        # a trained model on this two-fly clip finds two peaks per node and a stray one or two
+        bu.options = InferenceOptions(
+            peak_threshold=top, device=args.device, batch_size=args.batch_size,
+            grouping=GroupingOptions(max_peaks_per_node=4),
+        )
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, device {device}, "

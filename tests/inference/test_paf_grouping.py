@@ -77,3 +77,22 @@ def test_connections_against_the_field_are_rejected():
         truth[0], np.array([0, 1]), np.ones(2), pafs, edges, 2, 2.0, (80, 80), opts
     )
     assert len(points) == 0
+
+
+def test_peak_count_per_node_is_capped_to_the_strongest():
+    from napari_posetrack.core.inference.paf_grouping import strongest_per_node
+
+    nodes = np.array([0, 1, 0, 0, 1])
+    values = np.array([0.2, 0.5, 0.9, 0.4, 0.1])
+    assert strongest_per_node(nodes, values, 2).tolist() == [1, 2, 3, 4]
+    assert strongest_per_node(nodes, values, 1).tolist() == [1, 2]
+    # thousands of weak peaks per node stay cheap: only the strongest are paired
+    rng = np.random.default_rng(0)
+    k = 3000
+    peaks = rng.uniform(0, 100, (2 * k, 2))
+    pafs = np.zeros((2, 50, 50))
+    points, _, _ = group_instances(
+        peaks, np.repeat([0, 1], k), rng.uniform(0, 1, 2 * k), pafs, np.array([[0, 1]]), 2, 2.0, (100, 100),
+        GroupingOptions(max_peaks_per_node=10),
+    )
+    assert len(points) == 20  # unconnected, so one single-node fragment per kept peak

@@ -32,6 +32,9 @@ class GroupingOptions:
         How strongly over-long connections are penalised.
     min_instance_nodes
         Instances with fewer located nodes are dropped.
+    max_peaks_per_node
+        Only the strongest peaks of each node take part. Candidate connections grow with the square
+        of the peak count, so a weak model at a low threshold could otherwise exhaust memory.
     """
 
     n_line_points: int = 10
@@ -40,6 +43,7 @@ class GroupingOptions:
     max_edge_length: float | None = None
     distance_penalty_weight: float = 1.0
     min_instance_nodes: int = 1
+    max_peaks_per_node: int = 64
 
 
 def line_integral_scores(
@@ -91,6 +95,14 @@ def line_integral_scores(
     return np.where(on_limb, score, -np.inf)
 
 
+def strongest_per_node(nodes: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Indices (ascending) of the ``k`` highest ``values`` of each node."""
+    order = np.lexsort((-values, nodes))  # by node, strongest first within it
+    sorted_nodes = nodes[order]
+    rank = np.arange(len(order)) - np.searchsorted(sorted_nodes, sorted_nodes, side="left")
+    return np.sort(order[rank < k])
+
+
 def group_instances(
     peaks_xy: np.ndarray,
     peak_nodes: np.ndarray,
@@ -129,6 +141,8 @@ def group_instances(
     peaks_xy = np.asarray(peaks_xy, dtype=np.float64).reshape(-1, 2)
     peak_nodes = np.asarray(peak_nodes, dtype=np.int64)
     peak_values = np.asarray(peak_values, dtype=np.float64)
+    strongest = strongest_per_node(peak_nodes, peak_values, options.max_peaks_per_node)
+    peaks_xy, peak_nodes, peak_values = peaks_xy[strongest], peak_nodes[strongest], peak_values[strongest]
 
     # every (source peak, destination peak) pair of every edge, built at once
     src_list, dst_list, edge_list = [], [], []
