@@ -33,6 +33,8 @@ EXTERNAL_PARSERS: list[str] = [
     "napari_posetrack.core.tracking.cli:add_track_parser",
     "napari_posetrack.core.evaluation_cli:add_evaluate_parser",
     "napari_posetrack.core.demo:add_demo_parser",
+    "napari_posetrack.core.tools.transcode:add_transcode_parser",
+    "napari_posetrack.core.tools.merge:add_merge_parser",
 ]
 
 
