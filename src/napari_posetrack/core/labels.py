@@ -638,6 +638,14 @@ class Labels:
         self._changed()
         return self.instances.instance_id[rows].copy()
 
+    def insert_rows(self, **columns: np.ndarray) -> np.ndarray:
+        """Append whole rows given column by column, ``instance_id`` included (undo restores
+        deleted instances this way, under their old ids). Returns the new row indices."""
+        n = len(columns["instance_id"])
+        rows = self.instances.append(n, **columns)
+        self._changed()
+        return rows
+
     def update(self, rows: int | np.ndarray, **values: Any) -> None:
         """Set columns of existing rows, e.g. ``update(r, points=p, visible=v)`` or ``update(r, track=1)``."""
         rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
@@ -885,8 +893,12 @@ def assert_labels_equal(a: Labels, b: Labels, *, check_ids: bool = False, atol: 
         raise AssertionError(f"points differ (max abs difference {diff})")
     if not np.array_equal(ta.visible[oa], tb.visible[ob]):
         raise AssertionError("visibility differs")
-    for name in ("score", "point_scores"):
+    if not np.array_equal(ta.complete[oa], tb.complete[ob]):
+        raise AssertionError("complete (verified) flags differ")
+    for name in ("score", "tracking_score", "point_scores"):
         if not np.allclose(ta.column(name)[oa], tb.column(name)[ob], atol=1e-6, equal_nan=True):
             raise AssertionError(f"column {name!r} differs")
     if check_ids and not np.array_equal(ta.instance_id[oa], tb.instance_id[ob]):
         raise AssertionError("instance ids differ")
+    if check_ids and not np.array_equal(ta.from_predicted[oa], tb.from_predicted[ob]):
+        raise AssertionError("from_predicted links differ")
