@@ -684,6 +684,17 @@ class Labels:
 
         Returns how many were removed.
         """
+        rows = self.prediction_rows(video, frames, below_score)
+        self.delete(rows)
+        return len(rows)
+
+    def prediction_rows(
+        self,
+        video: int | None = None,
+        frames: tuple[int, int] | None = None,
+        below_score: float | None = None,
+    ) -> np.ndarray:
+        """Rows of predicted instances, optionally in a video, a frame range [start, stop), below a score."""
         t = self.instances
         mask = t.kind == PREDICTED
         if video is not None:
@@ -692,9 +703,7 @@ class Labels:
             mask &= (t.frame >= frames[0]) & (t.frame < frames[1])
         if below_score is not None:
             mask &= t.score < below_score
-        rows = np.flatnonzero(mask)
-        self.delete(rows)
-        return len(rows)
+        return np.flatnonzero(mask)
 
     def promote_prediction(self, row: int) -> int:
         """Copy a predicted instance into a new user instance linked to it; returns the new instance id."""

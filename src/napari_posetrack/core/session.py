@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_posetrack.core.labels import COLUMN_NAMES, NO_TRACK, PREDICTED, USER, Labels
+from napari_posetrack.core.labels import COLUMN_NAMES, NO_TRACK, USER, Labels
 
 DEFAULT_HISTORY = 500
 # default ``merge_key`` of drag edits: derived from the instance and nodes being dragged
@@ -398,15 +398,7 @@ class LabelsSession:
 
         One undo step; returns how many were removed.
         """
-        t = self.labels.instances
-        mask = t.kind == PREDICTED
-        if video is not None:
-            mask &= t.video == video
-        if frames is not None:
-            mask &= (t.frame >= frames[0]) & (t.frame < frames[1])
-        if below_score is not None:
-            mask &= t.score < below_score
-        rows = np.flatnonzero(mask)
+        rows = self.labels.prediction_rows(video, frames, below_score)
         if len(rows) == 0:
             return 0
         cmd = _Delete("delete_predictions", self.labels, rows)
