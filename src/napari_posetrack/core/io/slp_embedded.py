@@ -159,14 +159,9 @@ class EmbeddedFrameReader:
     @property
     def metadata(self) -> dict[str, Any]:
         """What a napari layer wants to know about this video (same keys as ``core.video`` readers)."""
-        return {
-            "path": self.path,
-            "fps": self.fps,
-            "n_frames": self.n_frames,
-            "shape": self.shape,
-            "backend": self.backend,
-            "grayscale": self.grayscale,
-        }
+        from napari_posetrack.core.video.base import reader_metadata
+
+        return reader_metadata(self)
 
     def to_dask(self) -> Any:
         """A lazy ``dask.array`` over all ``n_frames`` frames (1-frame chunks)."""

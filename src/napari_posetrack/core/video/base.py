@@ -63,6 +63,18 @@ class _FrameCache:
         return index in self._frames
 
 
+def reader_metadata(reader: Any) -> dict[str, Any]:
+    """What a napari layer wants to know about a video reader of any backend."""
+    return {
+        "path": reader.path,
+        "fps": reader.fps,
+        "n_frames": reader.n_frames,
+        "shape": reader.shape,
+        "backend": reader.backend,
+        "grayscale": reader.grayscale,
+    }
+
+
 class VideoReader(abc.ABC):
     """Interface shared by every backend; subclasses implement :meth:`_read_rgb`.
 
@@ -112,14 +124,7 @@ class VideoReader(abc.ABC):
     @property
     def metadata(self) -> dict[str, Any]:
         """What a napari layer wants to know about this video."""
-        return {
-            "path": self.path,
-            "fps": self.fps,
-            "n_frames": self.n_frames,
-            "shape": self.shape,
-            "backend": self.backend,
-            "grayscale": self.grayscale,
-        }
+        return reader_metadata(self)
 
     def __len__(self) -> int:
         return self.n_frames
