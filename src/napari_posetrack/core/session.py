@@ -11,6 +11,7 @@ links the deletion cleared.
 
 from __future__ import annotations
 
+import abc
 import os
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -65,18 +66,20 @@ def _insert(labels: Labels, snapshot: dict[str, np.ndarray]) -> None:
     labels.insert_rows(**snapshot)
 
 
-class _Command:
+class _Command(abc.ABC):
     """One undoable edit; ``apply`` and ``revert`` return the :class:`Change` they caused."""
 
     action = "edit"
     merge_key: Hashable | None = None
     serial = 0  # set when recorded; identifies the state of the labels after this command
 
+    @abc.abstractmethod
     def apply(self, labels: Labels) -> Change:
-        raise NotImplementedError
+        """Make the edit."""
 
+    @abc.abstractmethod
     def revert(self, labels: Labels) -> Change:
-        raise NotImplementedError
+        """Undo the edit."""
 
 
 class _Update(_Command):

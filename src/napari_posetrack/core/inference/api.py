@@ -40,28 +40,27 @@ def predict_labels(
     resumable; they are removed once the output is saved by :func:`predict_to_file`.
     ``progress`` receives ``(video index, frames done, frames total)``.
     """
+    from napari_posetrack.core.video import open_video
+
     pipeline_skeleton_check(pipeline, labels.skeleton, labels.provenance.get("filename", "labels"))
     added = 0
     for v in videos if videos is not None else range(len(labels.videos)):
         video = labels.videos[v]
         if video.backend != "embedded" and not video.exists:
             raise MissingFileError(video.filename, "video not found; point it at its new location first")
-        from napari_posetrack.core.video import open_video
-
         with open_video(video) as reader:
-            n_frames = len(reader)
-        frames = select_frames(labels, v, target, n_frames)
-        if len(frames) == 0:
-            continue
-        journal = journal_path_for(output, v) if output is not None else None
-        result = predict_frames(
-            pipeline,
-            video,
-            frames,
-            journal_path=journal,
-            progress=None if progress is None else (lambda d, t, v=v: progress(v, d, t)),
-            cancel=cancel,
-        )
+            frames = select_frames(labels, v, target, len(reader))
+            if len(frames) == 0:
+                continue
+            journal = journal_path_for(output, v) if output is not None else None
+            result = predict_frames(
+                pipeline,
+                reader,
+                frames,
+                journal_path=journal,
+                progress=None if progress is None else (lambda d, t, v=v: progress(v, d, t)),
+                cancel=cancel,
+            )
         result = _reorder_to_labels(result, pipeline, labels)
         added += add_predictions(labels, v, result)
     return added

@@ -13,6 +13,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -20,6 +21,9 @@ import numpy as np
 from napari_posetrack.core.errors import FileFormatError, PoseTrackError
 from napari_posetrack.core.inference.pipelines import FramePredictions, Pipeline
 from napari_posetrack.core.labels import PREDICTED, Labels, Video
+
+if TYPE_CHECKING:
+    from napari_posetrack.core.video.base import VideoReader
 
 ProgressCallback = Callable[[int, int], None]
 """Called with ``(frames done, frames total)`` after every batch, from the post-processing thread."""
@@ -124,7 +128,7 @@ def _decode_into(reader, frames: np.ndarray, batch_size: int, out: queue.Queue, 
 
 def predict_frames(
     pipeline: Pipeline,
-    video: Video | str,
+    video: Video | str | VideoReader,
     frames: np.ndarray | None = None,
     *,
     journal_path: str | os.PathLike[str] | None = None,
@@ -133,6 +137,8 @@ def predict_frames(
     queue_batches: int = 4,
 ) -> dict[str, np.ndarray]:
     """Predict ``frames`` of ``video`` (all when ``None``) and return the journal's arrays.
+
+    ``video`` is a :class:`Video`, a path, or an already open reader (which stays open).
 
     With ``journal_path``, frames already in the journal are skipped and new ones appended after
     every batch, so a run that fails or is cancelled part-way keeps what it predicted.
@@ -148,7 +154,9 @@ def predict_frames(
 
     from napari_posetrack.core.video import open_video
 
-    reader = open_video(video)
+    # an open reader is used as it is (and left open), so callers need not index a video twice
+    owned = not hasattr(video, "iter_frames")
+    reader = open_video(video) if owned else video
     try:
         all_frames = np.arange(len(reader)) if frames is None else np.unique(np.asarray(frames, dtype=np.int64))
         tmpdir = None
@@ -221,7 +229,8 @@ def predict_frames(
             if tmpdir is not None:
                 tmpdir.cleanup()
     finally:
-        reader.close()
+        if owned:
+            reader.close()
 
 
 def add_predictions(labels: Labels, video: int, predicted: dict[str, np.ndarray]) -> int:
