@@ -28,3 +28,11 @@ def data() -> Path:
 @pytest.fixture(scope="session")
 def flies(data: Path) -> Path:
     return data / "sleap-flies"
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    """``screenshots/`` at the repository root (git-ignored): widget pictures for reviewers and docs."""
+    out = ROOT / "screenshots"
+    out.mkdir(exist_ok=True)
+    return out

@@ -133,7 +133,7 @@ def _turn_on_layer_tooltips() -> None:
 def read_labels(path: str | Sequence[str]) -> list[LayerDataTuple]:
     """Layers of a labels file: per video the video (when found), tracks, skeleton and poses."""
     from napari_posetrack.core.io import load_labels
-    from napari_posetrack.layers import empty_points_for_skeleton, labels_to_layers
+    from napari_posetrack.layers import METADATA_KEY, empty_points_for_skeleton, labels_to_layers
 
     p = _single_path(path)
     labels = load_labels(p)
@@ -141,6 +141,9 @@ def read_labels(path: str | Sequence[str]) -> list[LayerDataTuple]:
         _turn_on_layer_tooltips()
         return [empty_points_for_skeleton(labels.skeleton)]
     layers, problems = labels_to_layers(labels)
+    for _, kwargs, kind in layers:
+        if kind == "points":  # lets the labelling project adopt these layers and save back to the file
+            kwargs["metadata"][METADATA_KEY]["source"] = os.path.abspath(p)
     for message in problems:
         _notify_warning(f"{p}: {message}; showing the poses without it")
     _turn_on_layer_tooltips()

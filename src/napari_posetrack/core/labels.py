@@ -753,6 +753,18 @@ class Labels:
         raise KeyError(f"no video {video!r} in these labels")
 
     # whole-store operations ------------------------------------------------------
+    def swap_contents(self, other: Labels) -> None:
+        """Exchange everything this store holds with ``other`` (both objects keep their identity).
+
+        Whole-store edits (apply a processed copy, undo it) use this so every holder of the object
+        sees the new contents.
+        """
+        mine = vars(self).copy()
+        vars(self).clear()
+        vars(self).update(vars(other))
+        vars(other).clear()
+        vars(other).update(mine)
+
     def copy(self) -> Labels:
         out = Labels(
             self.skeleton.copy(),

@@ -38,6 +38,7 @@ class Change:
     action: str
     instance_ids: np.ndarray
     frames: set[tuple[int, int]] = field(default_factory=set)
+    whole: bool = False  # the whole store was exchanged (everything must be redrawn)
 
 
 # --------------------------------------------------------------------------- undo records
@@ -168,6 +169,24 @@ class _Delete(_Command):
         if len(self.linked_ids):
             labels.update(_rows_of(labels, self.linked_ids), from_predicted=self.linked_from)
         return self._change()
+
+
+class _Replace(_Command):
+    """A whole-store edit: the labels' contents were exchanged with a processed copy."""
+
+    def __init__(self, action: str, other: Labels) -> None:
+        self.action = action
+        self.other = other  # holds the contents not currently in the session's labels
+
+    def _swap(self, labels: Labels) -> Change:
+        labels.swap_contents(self.other)
+        return Change(self.action, np.zeros(0, dtype=np.int64), set(), whole=True)
+
+    def apply(self, labels: Labels) -> Change:
+        return self._swap(labels)
+
+    def revert(self, labels: Labels) -> Change:
+        return self._swap(labels)
 
 
 # --------------------------------------------------------------------------- recovery files
@@ -415,6 +434,29 @@ class LabelsSession:
         cmd = _Insert("promote", _snapshot(self.labels, _rows_of(self.labels, np.array([new_id]))))
         self._record(cmd, cmd._change())
         return new_id
+
+    def replace_all(self, new_labels: Labels, action: str = "replace") -> Change:
+        """Make the labels hold ``new_labels``' contents in one undoable step.
+
+        For whole-store edits computed on a copy (predictions and tracks added, suggestions,
+        skeleton edits, merges). ``new_labels`` is consumed: it holds the old contents afterwards.
+        The returned change has no instance ids or frames: everything must be redrawn.
+        """
+        if new_labels is self.labels:
+            raise ValueError("replace_all needs a different Labels object (a processed copy)")
+        cmd = _Replace(action, new_labels)
+        return self._record(cmd, cmd.apply(self.labels))
+
+    def clear_points(self, instance_id: int, node_indices: Sequence[int] | np.ndarray) -> Change:
+        """Remove some nodes of one instance (they become missing, as if never placed)."""
+        nodes = np.atleast_1d(np.asarray(node_indices, dtype=np.int64))
+        row = _rows_of(self.labels, np.array([instance_id]))[0]
+        t = self.labels.instances
+        points = t.points[row].copy()
+        visible = t.visible[row].copy()
+        points[nodes] = np.nan
+        visible[nodes] = False
+        return self._update("clear_points", np.array([instance_id]), points=points[None], visible=visible[None])
 
     # files -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str] | None = None, **kw: Any) -> Path:

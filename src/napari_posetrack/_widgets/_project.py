@@ -1,0 +1,721 @@
+"""The labelling project shown in one napari viewer, shared by every dock widget of that viewer.
+
+A :class:`PoseProject` holds one :class:`~napari_posetrack.core.session.LabelsSession` (the single
+source of truth) and the layers that view one of its videos: ``video: <name>`` (Image),
+``poses: <name>`` (Points), ``skeleton: <name>`` (Vectors) and ``tracks: <name>`` (Tracks).
+
+Edits flow one way: the user drags, adds or deletes points -> the Points layer's ``events.data``
+-> a session edit (undoable) -> the other layers are redrawn. Edits made through the session
+(undo, redo, new instance, bulk deletion, a processed copy applied with :meth:`PoseProject.apply`)
+redraw the layers from the labels.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psygnal import Signal, SignalGroup
+
+from napari_posetrack.core.labels import NO_LINK, PREDICTED, Labels, Video
+from napari_posetrack.core.session import Change, LabelsSession, find_autosave
+from napari_posetrack.layers import (
+    METADATA_KEY,
+    labels_to_layers,
+    labels_to_points,
+    points_style,
+    skeleton_vectors,
+    track_paths,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+AUTOSAVE_INTERVAL_MS = 30_000
+# redraw the skeleton at most this often while points are dragged
+DRAG_REDRAW_MS = 15
+# after edits settle, refresh the layer metadata (used by napari's own writers) and the tracks
+IDLE_SYNC_MS = 600
+UNTITLED_AUTOSAVE_DIR = Path.home() / ".cache" / "napari-posetrack"
+
+
+class ProjectEvents(SignalGroup):
+    """Signals of a :class:`PoseProject`."""
+
+    labels_replaced = Signal()
+    """Another Labels is shown (open, new, recover) or the whole store changed (apply, its undo)."""
+    labels_changed = Signal(object)
+    """Any edit: a :class:`~napari_posetrack.core.session.Change` (``None`` when unknown)."""
+    video_changed = Signal(int)
+    """The shown video changed (its index)."""
+    saved = Signal(object)
+    """The labels were saved (the path)."""
+
+
+def _frame_video_keys(video: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    return np.asarray(video, dtype=np.int64) << 32 | np.asarray(frame, dtype=np.int64)
+
+
+class PoseProject:
+    """One labels session shown in one viewer (see the module docstring).
+
+    Use :func:`project_for` to get the viewer's project; widgets never construct their own.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer_ref = weakref.ref(viewer)
+        self.session: LabelsSession | None = None
+        self.video_index = 0
+        self.events = ProjectEvents()
+        self.active_instance: int | None = None
+        self._video_layer: Any = None
+        self._points_layer: Any = None
+        self._vectors_layer: Any = None
+        self._tracks_layer: Any = None
+        self._syncing = 0
+        self._tracks_stale = False
+        self._from_layer = False
+        self._removing: tuple[np.ndarray, np.ndarray] | None = None
+        self._untitled_path: Path | None = None
+        from qtpy.QtCore import QTimer
+
+        self._drag_timer = QTimer()
+        self._drag_timer.setSingleShot(True)
+        self._drag_timer.setInterval(DRAG_REDRAW_MS)
+        self._drag_timer.timeout.connect(self.redraw_skeleton)
+        self._idle_timer = QTimer()
+        self._idle_timer.setSingleShot(True)
+        self._idle_timer.setInterval(IDLE_SYNC_MS)
+        self._idle_timer.timeout.connect(self._sync_metadata_and_tracks)
+        self._autosave_timer = QTimer()
+        self._autosave_timer.setInterval(AUTOSAVE_INTERVAL_MS)
+        self._autosave_timer.timeout.connect(self.autosave)
+        self._autosave_timer.start()
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def viewer(self) -> napari.viewer.Viewer:
+        viewer = self._viewer_ref()
+        if viewer is None:
+            raise RuntimeError("the viewer of this project was closed")
+        return viewer
+
+    @property
+    def labels(self) -> Labels | None:
+        return None if self.session is None else self.session.labels
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.session is None else self.session.path
+
+    @property
+    def video(self) -> Video | None:
+        labels = self.labels
+        if labels is None or not labels.videos:
+            return None
+        return labels.videos[self.video_index]
+
+    @property
+    def points_layer(self) -> Any:
+        """The ``poses:`` Points layer of the shown video (``None`` when nothing is open)."""
+        return self._points_layer
+
+    @property
+    def video_layer(self) -> Any:
+        return self._video_layer
+
+    @property
+    def current_frame(self) -> int:
+        step = self.viewer.dims.current_step
+        return int(step[0]) if len(step) else 0
+
+    def frame_image(self, frame: int | None = None) -> np.ndarray:
+        """Pixels of ``frame`` (default: the current one) of the shown video, ``(H, W)`` or ``(H, W, 3)``."""
+        frame = self.current_frame if frame is None else int(frame)
+        if self._video_layer is not None:
+            return np.asarray(self._video_layer.data[frame])
+        video = self.video
+        if video is None:
+            raise ValueError("no video is open")
+        from napari_posetrack.core.video import open_video
+
+        with open_video(video) as reader:
+            image = reader.frame(frame)
+        return image[..., 0] if image.shape[-1] == 1 else image
+
+    # ------------------------------------------------------------------ opening
+    def open(self, path: str | os.PathLike[str], *, recover: bool = False) -> None:
+        """Load a labels file (SLEAP, DeepLabCut, analysis HDF5) and show its first video.
+
+        With ``recover``, the autosave beside ``path`` is loaded instead (saving still goes to ``path``).
+        Nothing shown is replaced when loading fails.
+        """
+        from napari_posetrack.core.io import load_labels
+
+        path = Path(path)
+        if recover:
+            session = LabelsSession.recover(path)
+        else:
+            labels = load_labels(path)
+            keep_path = path if path.name.lower().endswith(".slp") else None
+            session = LabelsSession(labels, keep_path)
+        self._start(session)
+
+    def set_labels(self, labels: Labels, path: str | os.PathLike[str] | None = None) -> None:
+        """Start a new session on ``labels`` (saved to ``path``) and show its first video."""
+        self._start(LabelsSession(labels, path))
+
+    @staticmethod
+    def autosave_of(path: str | os.PathLike[str]) -> Path | None:
+        """The crash-recovery file of ``path`` when it is newer than the file itself."""
+        return find_autosave(path)
+
+    def _start(self, session: LabelsSession) -> None:
+        if self.session is not None:
+            self.session.changed.remove(self._on_session_changed)
+        self.session = session
+        session.changed.append(self._on_session_changed)
+        self.active_instance = None
+        self.video_index = 0
+        self._show(rebuild_video=True)
+        self.events.labels_replaced.emit()
+        self.events.video_changed.emit(self.video_index)
+
+    def adopt_open_layers(self) -> bool:
+        """Take over the pose layers a labels file opened through napari's reader created.
+
+        Returns ``True`` when layers were adopted (they are replaced by this project's layers).
+        """
+        from napari.layers import Points
+
+        from napari_posetrack.layers import points_layers_to_labels
+
+        viewer = self.viewer
+        ours = {id(x) for x in self._own_layers()}
+        poses = [
+            layer
+            for layer in viewer.layers
+            if isinstance(layer, Points)
+            and id(layer) not in ours
+            and METADATA_KEY in layer.metadata
+            and "skeleton" in layer.metadata[METADATA_KEY]
+        ]
+        if not poses:
+            return False
+        labels = points_layers_to_labels(
+            [(np.asarray(p.data), {c: p.features[c].to_numpy() for c in p.features}, p.metadata) for p in poses]
+        )
+        source = poses[0].metadata[METADATA_KEY].get("source")
+        tags = {p.name.split(": ", 1)[-1] for p in poses}
+        for layer in list(viewer.layers):
+            prefix, _, tag = layer.name.partition(": ")
+            if tag in tags and prefix in {"video", "poses", "skeleton", "tracks"} and id(layer) not in ours:
+                viewer.layers.remove(layer)
+        path = source if source and str(source).lower().endswith(".slp") else None
+        self.set_labels(labels, path)
+        return True
+
+    # ------------------------------------------------------------------ navigation
+    def show_video(self, index: int) -> None:
+        """Show video ``index`` of the labels (its layers replace the shown video's)."""
+        labels = self.labels
+        if labels is None:
+            raise ValueError("no labels are open")
+        if not 0 <= index < len(labels.videos):
+            raise IndexError(f"video {index} out of range (the labels hold {len(labels.videos)} videos)")
+        if index == self.video_index and self._points_layer is not None:
+            return
+        self.video_index = int(index)
+        self.active_instance = None
+        self._show(rebuild_video=True)
+        self.events.video_changed.emit(self.video_index)
+
+    def add_video(self, path: str | os.PathLike[str]) -> int:
+        """Add a video file to the project (one undoable step) and return its index."""
+        from napari_posetrack.core.video import probe_video
+
+        video = probe_video(path)
+        labels = self.labels
+        if labels is None:
+            raise ValueError("no labels are open: create a project (pick a skeleton) first")
+        new = labels.copy()
+        index = new.add_video(video)
+        self.apply(new, "add video")
+        return index
+
+    def go_to(self, frame: int, video: int | None = None) -> None:
+        """Show ``frame`` (of ``video``, default the shown one)."""
+        if video is not None and video != self.video_index:
+            self.show_video(video)
+        self.viewer.dims.set_current_step(0, int(frame))
+
+    # ------------------------------------------------------------------ whole-store edits
+    def apply(self, new_labels: Labels, action: str) -> None:
+        """Make the labels hold ``new_labels`` (a processed copy) in one undoable step."""
+        if self.session is None:
+            self.set_labels(new_labels)
+            return
+        self.session.replace_all(new_labels, action)
+
+    def apply_predictions(self, result: Labels, action: str = "predict") -> None:
+        """Put the predictions (and tracks) of ``result`` into the labels in one undoable step.
+
+        ``result`` is a copy of the labels that inference or tracking worked on. Edits made while
+        it ran are kept: the predictions of every frame ``result`` holds predictions for are
+        replaced by ``result``'s, and user instances stay as they are now.
+        """
+        labels = self.labels
+        if labels is None:
+            self.set_labels(result)
+            return
+        new = labels.copy()
+        rt = result.instances
+        pred = np.flatnonzero(rt.kind == PREDICTED)
+        vmap = np.array(
+            [next((i for i, v in enumerate(new.videos) if v.matches_path(rv)), -1) for rv in result.videos]
+            or [-1],
+            dtype=np.int64,
+        )
+        keys = _frame_video_keys(vmap[rt.video[pred]], rt.frame[pred])
+        t = new.instances
+        stale = (t.kind == PREDICTED) & np.isin(_frame_video_keys(t.video, t.frame), keys)
+        new.delete(np.flatnonzero(stale))
+        incoming = result.subset(pred)
+        if len(incoming.tracks):
+            # tracking renames identities: drop ours that nothing uses any more
+            used = np.unique(new.instances.track[new.instances.track >= 0])
+            if len(used) == 0:
+                new.tracks = []
+        new.merge(incoming)
+        links = new.instances.from_predicted
+        links[~np.isin(links, new.instances.instance_id)] = NO_LINK
+        self.apply(new, action)
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Save the labels atomically (``path`` None: the project file) and drop the autosave."""
+        if self.session is None:
+            raise ValueError("no labels are open")
+        target = self.session.save(path)
+        self.events.saved.emit(target)
+        return target
+
+    def autosave(self) -> Path | None:
+        """Write the crash-recovery file when there are unsaved edits (called by a timer)."""
+        session = self.session
+        if session is None or not session.dirty:
+            return None
+        project = session.path
+        if project is None:
+            if self._untitled_path is None:
+                UNTITLED_AUTOSAVE_DIR.mkdir(parents=True, exist_ok=True)
+                self._untitled_path = UNTITLED_AUTOSAVE_DIR / f"untitled-{os.getpid()}.slp"
+            project = self._untitled_path
+        try:
+            return session.autosave(project)
+        except OSError as err:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"autosave next to {project} failed: {err}")
+            return None
+
+    # ------------------------------------------------------------------ layers
+    def _own_layers(self) -> list[Any]:
+        return [
+            x
+            for x in (self._video_layer, self._tracks_layer, self._vectors_layer, self._points_layer)
+            if x is not None
+        ]
+
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Layer changes made by the project itself are not edits."""
+        self._syncing += 1
+        try:
+            yield
+        finally:
+            self._syncing -= 1
+
+    def _remove_own_layers(self, *, keep_video: bool) -> None:
+        viewer = self.viewer
+        with self._quiet():
+            for attr in ("_tracks_layer", "_vectors_layer", "_points_layer", "_video_layer"):
+                layer = getattr(self, attr)
+                if layer is None or (keep_video and attr == "_video_layer"):
+                    continue
+                if layer in viewer.layers:
+                    viewer.layers.remove(layer)
+                setattr(self, attr, None)
+
+    def _show(self, *, rebuild_video: bool) -> None:
+        """(Re)create the layers of the shown video."""
+        from napari.utils.notifications import show_warning
+
+        labels = self.labels
+        viewer = self.viewer
+        same_video = (
+            self._video_layer is not None
+            and self.video is not None
+            and self._video_layer.metadata.get("path") == self.video.path
+        )
+        self._remove_own_layers(keep_video=same_video and not rebuild_video)
+        if labels is None or not labels.videos:
+            self._add_points(*labels_to_points(labels, 0) if labels is not None else (None, None, None))
+            return
+        layers, problems = labels_to_layers(
+            labels, videos=[self.video_index], load_video=self._video_layer is None
+        )
+        for message in problems:
+            show_warning(message)
+        with self._quiet():
+            for data, kwargs, kind in layers:
+                if kind == "image":
+                    self._video_layer = viewer.add_image(data, **kwargs)
+                elif kind == "tracks":
+                    self._tracks_layer = viewer.add_tracks(data, **kwargs)
+                elif kind == "vectors":
+                    self._vectors_layer = viewer.add_vectors(data, **kwargs)
+                elif kind == "points":
+                    self._points_layer = viewer.add_points(data, **kwargs)
+        if self._vectors_layer is None and labels.skeleton.edges:
+            with self._quiet():
+                self._vectors_layer = viewer.add_vectors(
+                    np.zeros((0, 2, 3)), name=f"skeleton: {self._tag()}", ndim=3, edge_width=1.5,
+                    vector_style="line",
+                )
+        self._connect_points()
+        self.viewer.layers.selection.active = self._points_layer
+
+    def _tag(self) -> str:
+        video = self.video
+        return (video.name or f"video {self.video_index}") if video is not None else "new project"
+
+    def _add_points(self, data: Any, features: Any, metadata: Any) -> None:
+        """The Points layer of a project with no video yet (labelling starts after a video is added)."""
+        if self.labels is None:
+            return
+        from napari_posetrack.layers import points_layer
+
+        d, kwargs, _ = points_layer(data, features, metadata, f"poses: {self._tag()}")
+        with self._quiet():
+            self._points_layer = self.viewer.add_points(d, **kwargs)
+        self._connect_points()
+
+    def _connect_points(self) -> None:
+        layer = self._points_layer
+        if layer is None:
+            return
+        layer.events.data.connect(self._on_points_data)
+        layer.feature_defaults = {
+            "instance": -1, "track": "", "node": "", "score": np.nan, "kind": "user", "visible": True
+        }
+        layer.mouse_drag_callbacks.insert(0, self._on_points_drag)
+        layer.mouse_double_click_callbacks.append(self._on_points_double_click)
+
+    def _on_layer_removed(self, event: Any) -> None:
+        removed = event.value
+        if self._syncing:
+            return
+        for attr in ("_tracks_layer", "_vectors_layer", "_points_layer", "_video_layer"):
+            if getattr(self, attr) is removed:
+                setattr(self, attr, None)
+
+    def refresh(self) -> None:
+        """Redraw the shown video's pose layers from the labels (everything, vectorised)."""
+        layer = self._points_layer
+        labels = self.labels
+        if labels is None:
+            return
+        if layer is None or layer not in self.viewer.layers:
+            self._show(rebuild_video=False)
+            return
+        data, features, metadata = labels_to_points(labels, self.video_index)
+        with self._quiet():
+            selected = layer.selected_data
+            layer.selected_data = set()
+            layer.data = data
+            layer.features = features
+            layer.metadata = metadata
+            self._style_points()
+            keep = {i for i in selected if i < len(data)}
+            if keep:
+                layer.selected_data = keep
+        self.redraw_skeleton()
+        self._tracks_stale = True
+        self._idle_timer.start()
+
+    def _style_points(self) -> None:
+        layer = self._points_layer
+        features = {c: layer.features[c].to_numpy() for c in layer.features}
+        style = points_style(features, layer.metadata)
+        if len(layer.data):
+            layer.face_color = style["face_color"]
+            layer.border_color = style["border_color"]
+            layer.symbol = style["symbol"]
+
+    def redraw_skeleton(self) -> None:
+        """Redraw the skeleton lines from the live point positions (follows drags)."""
+        layer, vectors_layer = self._points_layer, self._vectors_layer
+        if layer is None or vectors_layer is None or vectors_layer not in self.viewer.layers:
+            return
+        features = {c: layer.features[c].to_numpy() for c in ("instance", "node", "track", "kind")}
+        vectors, colours = skeleton_vectors(layer.data, features, layer.metadata)
+        with self._quiet():
+            vectors_layer.data = vectors
+            if len(colours):
+                vectors_layer.edge_color = colours
+
+    def _redraw_tracks(self) -> None:
+        layer = self._points_layer
+        if layer is None:
+            return
+        features = {c: layer.features[c].to_numpy() for c in ("instance", "node", "track", "kind")}
+        tracks, props = track_paths(layer.data, features, layer.metadata)
+        viewer = self.viewer
+        existing = self._tracks_layer if self._tracks_layer in viewer.layers else None
+        with self._quiet():
+            if existing is not None and len(tracks):
+                existing.data = tracks  # in place: re-adding a layer costs a scene-graph rebuild
+                existing.features = props
+                return
+            if existing is not None:
+                viewer.layers.remove(existing)
+            self._tracks_layer = None
+            if len(tracks):
+                index = viewer.layers.index(self._points_layer) if self._points_layer in viewer.layers else None
+                self._tracks_layer = viewer.add_tracks(
+                    tracks, features=props, name=f"tracks: {self._tag()}", tail_length=15, tail_width=2
+                )
+                if index is not None:
+                    viewer.layers.move(viewer.layers.index(self._tracks_layer), index)
+                viewer.layers.selection.active = self._points_layer
+
+    def _sync_metadata_and_tracks(self) -> None:
+        """Bring the Points layer's round-trip metadata and the Tracks layer up to date."""
+        labels, layer = self.labels, self._points_layer
+        if labels is None or layer is None:
+            return
+        if not self._tracks_stale:
+            _, _, metadata = labels_to_points(labels, self.video_index)
+            with self._quiet():
+                layer.metadata = metadata
+        self._tracks_stale = False
+        self._redraw_tracks()
+
+    # ------------------------------------------------------------------ session -> layers
+    def _on_session_changed(self, change: Change) -> None:
+        if change.whole and (not self.labels.videos or self.video_index >= len(self.labels.videos)):
+            self.video_index = 0
+            self._show(rebuild_video=True)
+            self.events.video_changed.emit(self.video_index)
+        elif change.whole:
+            vectors_ok = (self._vectors_layer is not None) == bool(self.labels.skeleton.edges)
+            video_ok = self._video_layer is not None and self._video_layer.metadata.get("path") == self.video.path
+            if vectors_ok and video_ok and self._points_layer is not None:
+                self.refresh()
+                self._sync_metadata_and_tracks()
+            else:
+                self._show(rebuild_video=not video_ok)
+        elif not self._from_layer:
+            self.refresh()
+        else:
+            self._idle_timer.start()
+        self.events.labels_changed.emit(change)
+        if change.whole:
+            self.events.labels_replaced.emit()
+
+    @contextmanager
+    def _edit_from_layer(self) -> Iterator[None]:
+        """Session edits whose result the Points layer already shows (no full redraw)."""
+        self._from_layer = True
+        try:
+            yield
+        finally:
+            self._from_layer = False
+
+    # ------------------------------------------------------------------ layers -> session
+    def node_index_of(self, names: np.ndarray) -> np.ndarray:
+        nodes = self.labels.skeleton.nodes
+        lookup = {name: i for i, name in enumerate(nodes)}
+        return np.array([lookup.get(str(n), -1) for n in names], dtype=np.int64)
+
+    def rows_info(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(instance ids, node indices)`` of Points layer rows."""
+        layer = self._points_layer
+        rows = np.asarray(rows, dtype=np.int64)
+        inst = layer.features["instance"].to_numpy()[rows].astype(np.int64)
+        nodes = self.node_index_of(layer.features["node"].to_numpy()[rows])
+        return inst, nodes
+
+    def _on_points_data(self, event: Any) -> None:
+        if self._syncing or self.session is None:
+            return
+        action = str(event.action)
+        rows = np.asarray(event.data_indices, dtype=np.int64).reshape(-1)
+        if action.endswith("changed") or action == "ActionType.CHANGED":
+            self._points_moved(rows)
+        elif action.endswith("added"):
+            self._points_added(rows)
+        elif action.endswith("removing"):
+            self._removing = self.rows_info(rows) if len(rows) else None
+        elif action.endswith("removed"):
+            removed, self._removing = self._removing, None
+            if removed is not None:
+                self._points_removed(*removed)
+
+    def _points_moved(self, rows: np.ndarray) -> None:
+        layer = self._points_layer
+        if len(rows) == 0 or len(rows) == len(layer.data) and len(rows) > 64:
+            return  # a whole-layer data assignment is not a drag
+        inst, nodes = self.rows_info(rows)
+        yx = np.asarray(layer.data)[rows, 1:]
+        labels = self.labels
+        with self._edit_from_layer():
+            for instance_id in np.unique(inst):
+                if instance_id < 0:
+                    continue
+                mine = inst == instance_id
+                row = labels.row_of_id(np.array([instance_id]))
+                if row[0] < 0:
+                    continue
+                old = labels.instances.points[row[0]]
+                present = ~np.isnan(old).any(axis=-1)
+                xy = yx[mine][:, ::-1]
+                moved_all = set(nodes[mine].tolist()) == set(np.flatnonzero(present).tolist())
+                if moved_all and present.sum() > 1:
+                    shift = (xy - old[nodes[mine]]).mean(axis=0)
+                    self.session.move_instance(int(instance_id), shift, merge_key=None)
+                else:
+                    self.session.move_points(int(instance_id), nodes[mine], xy, merge_key=None)
+                self.active_instance = int(instance_id)
+        self.session.seal()
+        self.redraw_skeleton()
+
+    def _points_added(self, rows: np.ndarray) -> None:
+        """A point placed in napari's add mode: the next missing node of the active instance."""
+        layer = self._points_layer
+        labels = self.labels
+        data = np.asarray(layer.data)
+        for r in rows:
+            frame = int(np.rint(data[r, 0]))
+            xy = data[r, 2:0:-1]
+            target = self._instance_to_complete(frame)
+            if target is None:
+                points = np.full((labels.n_nodes, 2), np.nan)
+                points[0] = xy
+                self.active_instance = self.session.add_instance(self.video_index, frame, points)
+            else:
+                instance_id, node = target
+                self.session.move_points(instance_id, [node], xy[None], merge_key=None)
+                self.active_instance = instance_id
+        self.refresh()
+
+    def _instance_to_complete(self, frame: int) -> tuple[int, int] | None:
+        """``(instance id, first missing node)`` of the active user instance on ``frame``, if any."""
+        labels = self.labels
+        if self.active_instance is None:
+            return None
+        row = labels.row_of_id(np.array([self.active_instance]))[0]
+        if row < 0:
+            return None
+        t = labels.instances
+        if int(t.frame[row]) != frame or int(t.video[row]) != self.video_index or t.kind[row] == PREDICTED:
+            return None
+        missing = np.flatnonzero(np.isnan(t.points[row]).any(axis=-1))
+        return (self.active_instance, int(missing[0])) if len(missing) else None
+
+    def _points_removed(self, inst: np.ndarray, nodes: np.ndarray) -> None:
+        labels = self.labels
+        whole = []
+        for instance_id in np.unique(inst):
+            if instance_id < 0:
+                continue
+            row = labels.row_of_id(np.array([instance_id]))[0]
+            if row < 0:
+                continue
+            present = ~np.isnan(labels.instances.points[row]).any(axis=-1)
+            gone = nodes[inst == instance_id]
+            if set(np.flatnonzero(present).tolist()) <= set(gone.tolist()):
+                whole.append(int(instance_id))
+            else:
+                self.session.clear_points(int(instance_id), gone[gone >= 0])
+        if whole:
+            self.session.delete_instances(whole)
+        self.refresh()
+
+    # ------------------------------------------------------------------ mouse
+    def _on_points_drag(self, layer: Any, event: Any) -> Any:
+        """Alt-drag moves the whole instance under the cursor; any drag keeps the skeleton drawn."""
+        if "Alt" in event.modifiers and layer.mode == "select":
+            value = layer.get_value(event.position, world=True)
+            if value is not None:
+                instance = layer.features["instance"].to_numpy()
+                layer.selected_data = set(np.flatnonzero(instance == instance[value]).tolist())
+        if layer.mode == "select":
+            value = layer.get_value(event.position, world=True)
+            if value is not None:
+                self.active_instance = int(layer.features["instance"].to_numpy()[value])
+        yield
+        while event.type == "mouse_move":
+            if not self._drag_timer.isActive():
+                self._drag_timer.start()
+            yield
+
+    def _on_points_double_click(self, layer: Any, event: Any) -> None:
+        """Double-clicking a predicted point turns its instance into a user instance."""
+        value = layer.get_value(event.position, world=True)
+        if value is None:
+            return
+        if layer.features["kind"].to_numpy()[value] == "predicted":
+            self.promote(int(layer.features["instance"].to_numpy()[value]))
+
+    # ------------------------------------------------------------------ instance actions (labelling widget)
+    def selected_instances(self) -> np.ndarray:
+        """Ids of the instances with a selected point in the Points layer."""
+        layer = self._points_layer
+        if layer is None or not layer.selected_data:
+            return np.zeros(0, dtype=np.int64)
+        rows = np.fromiter(layer.selected_data, dtype=np.int64)
+        inst = layer.features["instance"].to_numpy()[rows].astype(np.int64)
+        return np.unique(inst[inst >= 0])
+
+    def promote(self, instance_id: int) -> int:
+        """Turn a prediction into a user instance (the prediction stays, hidden under it)."""
+        new_id = self.session.promote_prediction(instance_id)
+        self.active_instance = new_id
+        return new_id
+
+    def run_edit(self, edit: Callable[[], Any]) -> Any:
+        """Run a session edit from a widget and return its result (layers follow through the session)."""
+        if self.session is None:
+            raise ValueError("no labels are open")
+        return edit()
+
+
+_PROJECTS: dict[int, tuple[weakref.ReferenceType, PoseProject]] = {}
+
+
+def project_for(viewer: napari.viewer.Viewer) -> PoseProject:
+    """The project of ``viewer`` (created on first use; every dock widget of the viewer shares it).
+
+    A labels file already opened through napari's reader is adopted.
+    """
+    for key, (ref, _) in list(_PROJECTS.items()):
+        if ref() is None:
+            del _PROJECTS[key]
+    entry = _PROJECTS.get(id(viewer))
+    if entry is not None and entry[0]() is viewer:
+        return entry[1]
+    project = PoseProject(viewer)
+    _PROJECTS[id(viewer)] = (weakref.ref(viewer), project)
+    project.adopt_open_layers()
+    return project
+
+
+__all__ = ["PoseProject", "ProjectEvents", "project_for"]

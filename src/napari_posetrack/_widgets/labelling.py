@@ -1,0 +1,449 @@
+"""The labelling dock widget: project file, videos, instances, navigation, undo/redo, shortcuts.
+
+Thin by design: every action is a call into the viewer's :class:`~._project.PoseProject`, its
+session (undoable edits) or :mod:`napari_posetrack.core.labelling`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_posetrack._widgets._project import project_for
+from napari_posetrack._widgets._shortcuts import SHORTCUTS, bind_shortcuts, shortcuts_table
+from napari_posetrack.core import labelling as nav
+from napari_posetrack.core.errors import PoseTrackError
+
+if TYPE_CHECKING:
+    import napari
+
+LABELS_FILTER = "Labels (*.slp *.h5 *.csv *.yaml *.yml);;All files (*)"
+VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv);;All files (*)"
+# key auto-repeat arrives about every 30 ms; a longer gap means the key was released
+REPEAT_GAP_S = 0.25
+
+
+def _key_of(action: str) -> str:
+    key = next((s.key for s in SHORTCUTS if s.action == action), "")
+    return key.replace("-", "+")
+
+
+class LabellingWidget(QWidget):
+    """Open / save labels, switch videos, add and correct instances, navigate frames."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.setObjectName("posetrack_labelling")
+        self.viewer = napari_viewer
+        self.project = project_for(napari_viewer)
+        self._repeat_at = 0.0
+        self._repeats = 0
+        self._help: QDialog | None = None
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._file_box())
+        layout.addWidget(self._video_box())
+        layout.addWidget(self._instance_box())
+        layout.addWidget(self._navigation_box())
+        self.status = QLabel("")
+        self.status.setObjectName("labelling_status")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        bind_shortcuts(napari_viewer, self)
+        self.project.events.labels_replaced.connect(self._on_project_replaced)
+        self.project.events.labels_changed.connect(self._on_project_changed)
+        self.project.events.video_changed.connect(self._on_project_video)
+        self.project.events.saved.connect(self._on_project_saved)
+        self._on_project_replaced()
+
+    # ------------------------------------------------------------------ layout
+    def _button(self, text: str, name: str, tip: str, slot: Any, action: str | None = None) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName(name)
+        key = _key_of(action) if action else ""
+        button.setToolTip(f"{tip} ({key})" if key else tip)
+        button.clicked.connect(slot)
+        return button
+
+    def _file_box(self) -> QGroupBox:
+        box = QGroupBox("Project")
+        grid = QGridLayout(box)
+        self.file_label = QLabel("No labels open")
+        self.file_label.setObjectName("project_file")
+        self.file_label.setWordWrap(True)
+        grid.addWidget(self.file_label, 0, 0, 1, 3)
+        grid.addWidget(self._button("Open…", "open_labels", "Open a SLEAP .slp, DeepLabCut or analysis HDF5 file",
+                                    self._on_open_clicked), 1, 0)
+        grid.addWidget(self._button("Save", "save_labels", "Save the project atomically", self._on_save_clicked,
+                                    "save"), 1, 1)
+        grid.addWidget(self._button("Save as…", "save_labels_as", "Save the project to a new .slp file",
+                                    self._on_save_as_clicked), 1, 2)
+        self.undo_button = self._button("Undo", "undo", "Undo the last edit", self.undo, "undo")
+        self.redo_button = self._button("Redo", "redo", "Redo the edit you undid", self.redo, "redo")
+        grid.addWidget(self.undo_button, 2, 0)
+        grid.addWidget(self.redo_button, 2, 1)
+        grid.addWidget(self._button("Shortcuts", "show_shortcuts", "List every key and mouse gesture",
+                                    self.show_help, "show_help"), 2, 2)
+        return box
+
+    def _video_box(self) -> QGroupBox:
+        box = QGroupBox("Video")
+        grid = QGridLayout(box)
+        self.video_label = QLabel("")
+        self.video_label.setObjectName("video_name")
+        self.video_label.setStyleSheet("font-weight: bold")
+        self.video_label.setAlignment(Qt.AlignCenter)
+        self.video_label.setWordWrap(True)
+        grid.addWidget(self._button("◀", "previous_video", "Previous video", self.previous_video,
+                                    "previous_video"), 0, 0)
+        grid.addWidget(self.video_label, 0, 1)
+        grid.addWidget(self._button("▶", "next_video", "Next video", self.next_video, "next_video"), 0, 2)
+        grid.addWidget(self._button("Add video…", "add_video", "Add a video file to the project",
+                                    self._on_add_video_clicked), 1, 0, 1, 3)
+        grid.setColumnStretch(1, 1)
+        return box
+
+    def _instance_box(self) -> QGroupBox:
+        box = QGroupBox("Instances")
+        grid = QGridLayout(box)
+        self.new_source = QComboBox()
+        self.new_source.setObjectName("new_instance_source")
+        self.new_source.addItem("mean pose at the cursor", "mean")
+        self.new_source.addItem("copy of the nearest labelled frame", "nearest")
+        self.new_source.setToolTip("Where the points of a new instance start: the skeleton's average pose "
+                                   "placed at the mouse, or the instances of the closest labelled frame")
+        grid.addWidget(QLabel("New from"), 0, 0)
+        grid.addWidget(self.new_source, 0, 1, 1, 2)
+        grid.addWidget(self._button("New instance", "new_instance", "Add an instance on this frame",
+                                    self.new_instance, "new_instance"), 1, 0)
+        grid.addWidget(self._button("Occluded", "toggle_visible", "Mark the selected points occluded "
+                                    "(kept in the data, drawn hollow) or visible again", self.toggle_visible,
+                                    "toggle_visible"), 1, 1)
+        grid.addWidget(self._button("To user", "promote_selected", "Turn the selected predicted instance "
+                                    "into a user instance you can correct", self.promote_selected,
+                                    "promote_selected"), 1, 2)
+        grid.addWidget(self._button("Delete instance", "delete_instance", "Delete every instance with a "
+                                    "selected point", self.delete_selected_instances,
+                                    "delete_selected_instances"), 2, 0, 1, 3)
+        return box
+
+    def _navigation_box(self) -> QGroupBox:
+        box = QGroupBox("Go to")
+        grid = QGridLayout(box)
+        pairs = [
+            ("labelled", "previous_labelled", "next_labelled"),
+            ("unlabelled", "previous_unlabelled", "next_unlabelled"),
+            ("suggested", "previous_suggested", "next_suggested"),
+        ]
+        for row, (what, back, forward) in enumerate(pairs):
+            grid.addWidget(self._button("◀", back, f"Previous {what} frame", getattr(self, back), back), row, 0)
+            grid.addWidget(QLabel(f"{what} frame"), row, 1, Qt.AlignCenter)
+            grid.addWidget(self._button("▶", forward, f"Next {what} frame", getattr(self, forward), forward),
+                           row, 2)
+        grid.setColumnStretch(1, 1)
+        return box
+
+    # ------------------------------------------------------------------ project events
+    def _on_project_replaced(self) -> None:
+        self._on_project_video(self.project.video_index)
+        self._update_state()
+
+    def _on_project_changed(self, change: Any) -> None:
+        self._update_state()
+
+    def _on_project_saved(self, path: Any) -> None:
+        self._update_state()
+        self.status.setText(f"Saved {path}")
+
+    def _on_project_video(self, index: int) -> None:
+        labels = self.project.labels
+        if labels is None or not labels.videos:
+            self.video_label.setText("no video")
+            return
+        video = labels.videos[index]
+        self.video_label.setText(f"{video.name}  ({index + 1} of {len(labels.videos)})")
+        self.video_label.setToolTip(str(video.path))
+
+    def _update_state(self) -> None:
+        session = self.project.session
+        if session is None:
+            self.file_label.setText("No labels open: open a file, or pick a skeleton in the Skeleton widget")
+            self.undo_button.setEnabled(False)
+            self.redo_button.setEnabled(False)
+            return
+        name = str(session.path) if session.path is not None else "untitled (not saved yet)"
+        self.file_label.setText(("* " if session.dirty else "") + name)
+        self.undo_button.setEnabled(session.can_undo)
+        self.redo_button.setEnabled(session.can_redo)
+
+    def _need_session(self) -> bool:
+        if self.project.session is None:
+            self.status.setText("Open a labels file or create a project first.")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ files
+    def _on_open_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open labels", "", LABELS_FILTER)
+        if path:
+            recover = False
+            if self.project.autosave_of(path) is not None:
+                answer = QMessageBox.question(
+                    self, "Recover unsaved work?",
+                    f"{Path(path).name} has newer unsaved edits (from a crash or an unsaved session). "
+                    "Recover them?",
+                )
+                recover = answer == QMessageBox.Yes
+            self.open_path(path, recover=recover)
+
+    def open_path(self, path: str | Path, *, recover: bool = False) -> bool:
+        """Open a labels file (or its autosave); on failure the current project stays as it was."""
+        from napari.utils.notifications import show_error
+
+        try:
+            self.project.open(path, recover=recover)
+        except (PoseTrackError, OSError, ValueError) as err:
+            show_error(f"Could not open {path}: {err}")
+            return False
+        self.status.setText(f"Opened {path}" + (" (recovered unsaved edits)" if recover else ""))
+        return True
+
+    def save(self) -> Path | None:
+        """Save the project (asks for a file the first time)."""
+        if not self._need_session():
+            return None
+        if self.project.path is None:
+            return self._on_save_as_clicked()
+        return self.save_to(self.project.path)
+
+    def _on_save_clicked(self) -> None:
+        self.save()
+
+    def _on_save_as_clicked(self) -> Path | None:
+        if not self._need_session():
+            return None
+        path, _ = QFileDialog.getSaveFileName(self, "Save labels as", "", "SLEAP labels (*.slp)")
+        return self.save_to(path) if path else None
+
+    def save_to(self, path: str | Path) -> Path | None:
+        """Save atomically to ``path``; a failure leaves the previous file untouched and says why."""
+        from napari.utils.notifications import show_error
+
+        try:
+            return self.project.save(path)
+        except (PoseTrackError, OSError, ValueError) as err:
+            show_error(f"Could not save {path}: {err}")
+            return None
+
+    def _on_add_video_clicked(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add videos", "", VIDEO_FILTER)
+        for path in paths:
+            self.add_video(path)
+
+    def add_video(self, path: str | Path) -> int | None:
+        """Add a video to the project and show it."""
+        from napari.utils.notifications import show_error
+
+        if not self._need_session():
+            return None
+        try:
+            index = self.project.add_video(path)
+        except (PoseTrackError, OSError, ValueError) as err:
+            show_error(f"Could not add {path}: {err}")
+            return None
+        self.project.show_video(index)
+        return index
+
+    # ------------------------------------------------------------------ history
+    def undo(self) -> None:
+        """Undo the last edit."""
+        if self._need_session() and self.project.session.undo() is None:
+            self.status.setText("Nothing to undo.")
+
+    def redo(self) -> None:
+        """Redo the last undone edit."""
+        if self._need_session() and self.project.session.redo() is None:
+            self.status.setText("Nothing to redo.")
+
+    def show_help(self) -> None:
+        """Show every shortcut."""
+        if self._help is None:
+            self._help = QDialog(self)
+            self._help.setObjectName("shortcuts_help")
+            self._help.setWindowTitle("PoseTrack shortcuts")
+            box = QVBoxLayout(self._help)
+            box.addWidget(shortcuts_table(self._help))
+            self._help.resize(460, 560)
+        self._help.show()
+        self._help.raise_()
+
+    # ------------------------------------------------------------------ instances
+    def _cursor_xy(self) -> tuple[float, float] | None:
+        """The mouse position as ``x, y`` in the frame when it is over the image, else the image centre."""
+        pos = np.asarray(self.viewer.cursor.position, dtype=np.float64)
+        layer = self.project.video_layer
+        if layer is not None:
+            data_pos = np.asarray(layer.world_to_data(pos))
+            h, w = layer.data.shape[1:3]
+            if len(data_pos) >= 3 and 0 <= data_pos[1] < h and 0 <= data_pos[2] < w:
+                return float(data_pos[2]), float(data_pos[1])
+            return w / 2.0, h / 2.0
+        video = self.project.video
+        if video is not None and video.shape:
+            return video.shape[1] / 2.0, video.shape[0] / 2.0
+        return None
+
+    def new_instance(self, at_xy: tuple[float, float] | None = None) -> list[int]:
+        """Add a user instance on the current frame (mean pose at the cursor, or the nearest frame's)."""
+        if not self._need_session():
+            return []
+        project = self.project
+        if project.video is None:
+            self.status.setText("Add a video to the project first.")
+            return []
+        frame = project.current_frame
+        at = at_xy if at_xy is not None else self._cursor_xy()
+        poses = nav.new_instance_points(project.labels, project.video_index, frame, at, self.new_source.currentData())
+        ids = [project.session.add_instance(project.video_index, frame, pose) for pose in poses]
+        project.active_instance = ids[-1]
+        self.status.setText(f"Added {len(ids)} instance(s) on frame {frame}: drag the points into place.")
+        return ids
+
+    def delete_selected_instances(self) -> None:
+        """Delete every instance with a selected point."""
+        ids = self.project.selected_instances() if self.project.session else []
+        if len(ids) == 0:
+            self.status.setText("Select a point of the instance to delete.")
+            return
+        self.project.session.delete_instances(ids)
+        self.status.setText(f"Deleted {len(ids)} instance(s).")
+
+    def toggle_visible(self) -> None:
+        """Mark the selected points occluded, or visible when they all are occluded already."""
+        project = self.project
+        layer = project.points_layer
+        if project.session is None or layer is None or not layer.selected_data:
+            self.status.setText("Select the points to mark occluded or visible.")
+            return
+        rows = np.fromiter(layer.selected_data, dtype=np.int64)
+        inst, nodes = project.rows_info(rows)
+        visible = layer.features["visible"].to_numpy()[rows].astype(bool)
+        make_visible = not visible.any()
+        for instance_id, node in zip(inst.tolist(), nodes.tolist()):
+            if instance_id >= 0 and node >= 0:
+                project.session.set_visible(instance_id, node, make_visible)
+        project.session.seal()
+        self.status.setText(f"{len(rows)} point(s) marked {'visible' if make_visible else 'occluded'}.")
+
+    def promote_selected(self) -> None:
+        """Turn the selected predicted instance(s) into user instances."""
+        project = self.project
+        layer = project.points_layer
+        if project.session is None or layer is None or not layer.selected_data:
+            self.status.setText("Select a point of the prediction to turn into a user instance.")
+            return
+        rows = np.fromiter(layer.selected_data, dtype=np.int64)
+        kinds = layer.features["kind"].to_numpy()[rows]
+        ids = np.unique(layer.features["instance"].to_numpy()[rows][kinds == "predicted"].astype(np.int64))
+        for instance_id in ids.tolist():
+            project.promote(instance_id)
+        self.status.setText(f"{len(ids)} prediction(s) turned into user instances.")
+
+    # ------------------------------------------------------------------ navigation
+    def _go(self, frame: int | None, what: str) -> None:
+        if frame is None:
+            self.status.setText(f"No {what} frame that way.")
+            return
+        self.project.go_to(frame)
+
+    def _step(self, direction: int) -> None:
+        now = time.monotonic()
+        self._repeats = self._repeats + 1 if now - self._repeat_at < REPEAT_GAP_S else 0
+        self._repeat_at = now
+        step = nav.accelerated_step(self._repeats) * direction
+        n_frames = int(self.viewer.dims.range[0].stop) if self.viewer.dims.ndim else 1
+        frame = int(np.clip(self.project.current_frame + step, 0, max(n_frames - 1, 0)))
+        self.viewer.dims.set_current_step(0, frame)
+
+    def step_forward(self) -> None:
+        """Next frame (faster while the key is held)."""
+        self._step(1)
+
+    def step_back(self) -> None:
+        """Previous frame (faster while the key is held)."""
+        self._step(-1)
+
+    def _labels_nav(self, fn: Any, direction: int, what: str) -> None:
+        if self._need_session() and self.project.video is not None:
+            p = self.project
+            self._go(fn(p.labels, p.video_index, p.current_frame, direction), what)
+
+    def next_labelled(self) -> None:
+        """Next labelled frame."""
+        self._labels_nav(nav.next_labelled_frame, 1, "labelled")
+
+    def previous_labelled(self) -> None:
+        """Previous labelled frame."""
+        self._labels_nav(nav.next_labelled_frame, -1, "labelled")
+
+    def next_unlabelled(self) -> None:
+        """Next unlabelled frame."""
+        self._labels_nav(nav.next_unlabelled_frame, 1, "unlabelled")
+
+    def previous_unlabelled(self) -> None:
+        """Previous unlabelled frame."""
+        self._labels_nav(nav.next_unlabelled_frame, -1, "unlabelled")
+
+    def _suggested(self, direction: int) -> None:
+        if not self._need_session():
+            return
+        p = self.project
+        hit = nav.next_suggested_frame(p.labels, p.video_index, p.current_frame, direction)
+        if hit is None:
+            self.status.setText("No suggested frame that way (make suggestions in the Suggestions widget).")
+            return
+        p.go_to(hit[1], hit[0])
+
+    def next_suggested(self) -> None:
+        """Next suggested frame (across videos)."""
+        self._suggested(1)
+
+    def previous_suggested(self) -> None:
+        """Previous suggested frame (across videos)."""
+        self._suggested(-1)
+
+    def _video_step(self, direction: int) -> None:
+        if not self._need_session():
+            return
+        n = len(self.project.labels.videos)
+        if n:
+            self.project.show_video((self.project.video_index + direction) % n)
+
+    def next_video(self) -> None:
+        """Show the next video of the project."""
+        self._video_step(1)
+
+    def previous_video(self) -> None:
+        """Show the previous video of the project."""
+        self._video_step(-1)
+
+
+__all__ = ["LabellingWidget"]

@@ -1,0 +1,339 @@
+"""Labelling in a real napari viewer (under Xvfb): edits through the layer API and its events.
+
+QT_QPA_PLATFORM=xcb xvfb-run -a .venv/bin/python -m pytest tests/widgets/test_labelling_widget.py
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+
+from napari.layers.base._base_constants import ActionType
+
+from napari_posetrack._widgets._project import project_for
+from napari_posetrack._widgets.labelling import LabellingWidget
+from napari_posetrack.core.io import load_labels
+from napari_posetrack.core.labels import PREDICTED, USER, assert_labels_equal
+from napari_posetrack.core.sample import write_sample
+from napari_posetrack.core.session import autosave_path
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def sample_files(tmp_path_factory) -> dict[str, str]:
+    return write_sample(tmp_path_factory.mktemp("sample"))
+
+
+@pytest.fixture
+def sample_copy(sample_files, tmp_path) -> Path:
+    """A private copy of the sample labels (the video stays shared)."""
+    target = tmp_path / "project.slp"
+    shutil.copy(sample_files["labels"], target)
+    return target
+
+
+def _drag(layer, rows: list[int], shift: tuple[float, float]) -> None:
+    """What napari's select mode does for a drag: CHANGING, move with events blocked, CHANGED."""
+    layer.events.data(value=layer.data, action=ActionType.CHANGING, data_indices=tuple(rows),
+                      vertex_indices=((),))
+    with layer.events.data.blocker():
+        data = layer.data
+        data[rows, 1:] += np.asarray(shift)
+        layer.data = data
+    layer.events.data(value=layer.data, action=ActionType.CHANGED, data_indices=tuple(rows),
+                      vertex_indices=((),))
+
+
+def _point(labels, instance_id: int, node: str) -> np.ndarray:
+    row = labels.row_of_id(np.array([instance_id]))[0]
+    return labels.instances.points[row, labels.skeleton.node_index(node)]
+
+
+def test_drag_undo_redo_save_reload(make_napari_viewer, sample_copy):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    assert widget.open_path(sample_copy)
+    project = project_for(viewer)
+    layer = project.points_layer
+    assert layer.name == "poses: sample.mp4" and "sample.mp4" in widget.video_label.text()
+    original = load_labels(sample_copy)
+
+    row = 5
+    instance_id = int(layer.features["instance"][row])
+    node = str(layer.features["node"][row])
+    before = _point(project.labels, instance_id, node).copy()
+    vectors_before = viewer.layers["skeleton: sample.mp4"].data.copy()
+    _drag(layer, [row], (4.0, -3.0))  # dy, dx
+    after = _point(project.labels, instance_id, node)
+    np.testing.assert_allclose(after, before + [-3.0, 4.0])  # the store is x, y
+    # the skeleton line ending at the dragged point follows it
+    assert not np.array_equal(viewer.layers["skeleton: sample.mp4"].data, vectors_before)
+    assert project.session.dirty and widget.file_label.text().startswith("*")
+
+    widget.undo()
+    np.testing.assert_allclose(_point(project.labels, instance_id, node), before)
+    np.testing.assert_allclose(layer.data[row, 1:], before[::-1])  # the layer shows the undone state
+    widget.redo()
+    np.testing.assert_allclose(_point(project.labels, instance_id, node), before + [-3.0, 4.0])
+
+    saved = widget.save()
+    assert saved == sample_copy and not project.session.dirty
+    reloaded = load_labels(sample_copy)
+    assert_labels_equal(reloaded, project.labels)
+    moved = _point(reloaded, instance_id, node)
+    np.testing.assert_allclose(moved, before + [-3.0, 4.0])
+    assert not np.allclose(_point(original, instance_id, node), moved)
+
+
+def test_alt_drag_moves_whole_instance_as_one_step(make_napari_viewer, sample_copy):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    layer = project.points_layer
+    instance_id = int(layer.features["instance"][0])
+    rows = np.flatnonzero(layer.features["instance"].to_numpy() == instance_id).tolist()
+    row = project.labels.row_of_id(np.array([instance_id]))[0]
+    before = project.labels.instances.points[row].copy()
+    _drag(layer, rows, (10.0, 10.0))
+    np.testing.assert_allclose(project.labels.instances.points[row], before + 10.0)
+    widget.undo()
+    np.testing.assert_allclose(project.labels.instances.points[row], before)
+
+
+def test_new_instance_add_mode_occlusion_delete(make_napari_viewer, sample_copy):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    labels = project.labels
+    n_nodes = labels.n_nodes
+    project.go_to(7)
+    n_before = labels.n_instances
+
+    # a new instance from the mean pose, at a given place
+    (new_id,) = widget.new_instance(at_xy=(100.0, 80.0))
+    row = labels.row_of_id(np.array([new_id]))[0]
+    assert labels.instances.frame[row] == 7 and labels.instances.kind[row] == USER
+    np.testing.assert_allclose(np.nanmean(labels.instances.points[row], axis=0), [100.0, 80.0], atol=1e-6)
+    layer = project.points_layer
+    shown = layer.features["instance"].to_numpy() == new_id
+    assert shown.sum() == n_nodes
+
+    # copy of the nearest labelled frame: all its instances
+    widget.new_source.setCurrentIndex(1)
+    ids = widget.new_instance()
+    assert len(ids) == len(labels.frame_rows(0, 6)) or len(ids) >= 1
+
+    # occlude one point by key action: it stays in the data, drawn hollow
+    point_row = int(np.flatnonzero(layer.features["instance"].to_numpy() == new_id)[2])
+    layer.selected_data = {point_row}
+    widget.toggle_visible()
+    node = project.node_index_of(layer.features["node"].to_numpy()[[point_row]])[0]
+    assert not labels.instances.visible[labels.row_of_id(np.array([new_id]))[0], node]
+    assert not np.isnan(labels.instances.points[labels.row_of_id(np.array([new_id]))[0], node]).any()
+    hollow = layer.face_color[int(np.flatnonzero(layer.features["instance"].to_numpy() == new_id)[2]), 3]
+    assert hollow == 0.0
+
+    # delete the instance, undo brings it back with the same id
+    layer.selected_data = {int(np.flatnonzero(layer.features["instance"].to_numpy() == new_id)[0])}
+    widget.delete_selected_instances()
+    assert labels.row_of_id(np.array([new_id]))[0] == -1
+    widget.undo()
+    assert labels.row_of_id(np.array([new_id]))[0] >= 0
+
+    # click-to-place in napari's add mode: node after node of a new instance
+    project.active_instance = None
+    layer.mode = "add"
+    layer.add(np.array([[7.0, 20.0, 30.0]]))
+    first = project.active_instance
+    layer.add(np.array([[7.0, 25.0, 35.0]]))
+    assert project.active_instance == first
+    pts = labels.instances.points[labels.row_of_id(np.array([first]))[0]]
+    np.testing.assert_allclose(pts[:2], [[30.0, 20.0], [35.0, 25.0]])
+    assert np.isnan(pts[2:]).all()
+
+    # napari's delete removes one node (it becomes missing); deleting every node removes the instance
+    layer.mode = "select"
+    rows = np.flatnonzero(layer.features["instance"].to_numpy() == first)
+    layer.selected_data = {int(rows[1])}
+    layer.remove_selected()
+    pts = labels.instances.points[labels.row_of_id(np.array([first]))[0]]
+    assert not np.isnan(pts[0]).any() and np.isnan(pts[1]).all()
+    rows = np.flatnonzero(layer.features["instance"].to_numpy() == first)
+    layer.selected_data = set(rows.tolist())
+    layer.remove_selected()
+    assert labels.row_of_id(np.array([first]))[0] == -1
+    assert labels.n_instances >= n_before + 1
+
+
+def test_prediction_promotion_and_bulk_delete(make_napari_viewer, sample_copy):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    labels = project.labels
+    # predictions: a copy of frames 20-29 shifted, as inference would return them
+    result = labels.copy()
+    t = result.instances
+    rows = np.flatnonzero((t.frame >= 20) & (t.frame < 30))
+    result.add_instances(
+        t.video[rows], t.frame[rows], t.points[rows] + 2.0, kind=PREDICTED, score=np.linspace(0.1, 0.9, len(rows))
+    )
+    project.apply_predictions(result, "predict")
+    n_pred = int((labels.instances.kind == PREDICTED).sum())
+    assert n_pred == len(rows)
+    layer = project.points_layer
+    pred_rows = np.flatnonzero(layer.features["kind"].to_numpy() == "predicted")
+    assert len(pred_rows) == len(rows) * labels.n_nodes  # drawn as diamonds beside the user instances
+    assert set(layer.symbol[pred_rows].tolist()) == {"diamond"} or len(set(map(str, layer.symbol[pred_rows]))) == 1
+    layer.selected_data = {int(pred_rows[0])}
+    widget.promote_selected()
+    promoted = project.active_instance
+    prow = labels.row_of_id(np.array([promoted]))[0]
+    assert labels.instances.kind[prow] == USER and labels.instances.from_predicted[prow] >= 0
+    # the promoted prediction is now hidden under its user copy
+    assert len(np.flatnonzero(project.points_layer.features["kind"].to_numpy() == "predicted")) == len(pred_rows) - labels.n_nodes
+
+    # bulk deletion below a score is one undo step
+    removed = project.session.delete_predictions(video=0, below_score=0.5)
+    assert removed > 0
+    assert int((labels.instances.kind == PREDICTED).sum()) == n_pred - removed
+    widget.undo()
+    assert int((labels.instances.kind == PREDICTED).sum()) == n_pred
+    # undoing the whole prediction run takes every prediction away again
+    for _ in range(2):
+        widget.undo()
+    assert int((labels.instances.kind == PREDICTED).sum()) == 0
+
+
+def test_navigation_and_videos(make_napari_viewer, sample_copy, sample_files):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    labels = project.labels
+    # keep only a few labelled frames so labelled / unlabelled differ
+    t = labels.instances
+    project.session.delete_instances(t.instance_id[~np.isin(t.frame, [10, 50, 90])])
+    project.go_to(0)
+    widget.next_labelled()
+    assert project.current_frame == 10
+    widget.next_labelled()
+    assert project.current_frame == 50
+    widget.previous_labelled()
+    assert project.current_frame == 10
+    widget.next_unlabelled()
+    assert project.current_frame == 11
+    # held key: steps grow with auto-repeat
+    start = project.current_frame
+    for _ in range(40):
+        widget.step_forward()
+    assert project.current_frame - start > 40
+
+    # a second video: shown when added, next/previous video, the name always shown
+    index = widget.add_video(sample_files["video"])
+    assert index == 1 and len(project.labels.videos) == 2
+    assert project.video_index == 1 and "(2 of 2)" in widget.video_label.text()
+    assert len(project.points_layer.data) == 0  # nothing labelled on the new video yet
+    widget.previous_video()
+    assert project.video_index == 0 and "(1 of 2)" in widget.video_label.text()
+    assert len(project.points_layer.data) > 0
+    widget.next_video()
+    assert project.video_index == 1
+    widget.undo()  # adding the video is undoable
+    assert len(project.labels.videos) == 1 and project.video_index == 0
+
+    # suggested frames, across the video
+    from napari_posetrack.core.labels import Suggestion
+
+    new = project.labels.copy()
+    new.suggestions = [Suggestion(0, 33), Suggestion(0, 120)]
+    project.apply(new, "suggest frames")
+    project.go_to(0)
+    widget.next_suggested()
+    assert project.current_frame == 33
+    widget.next_suggested()
+    assert project.current_frame == 120
+    widget.previous_suggested()
+    assert project.current_frame == 33
+
+
+def test_autosave_and_recovery(make_napari_viewer, sample_copy):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    project.go_to(3)
+    (new_id,) = widget.new_instance(at_xy=(50.0, 50.0))
+    written = project.autosave()
+    assert written == autosave_path(sample_copy) and written.exists()
+    assert project.autosave_of(sample_copy) == written
+    expected = project.labels.copy()
+
+    # a "crash": a fresh viewer opens the project and recovers the unsaved edit
+    viewer2 = make_napari_viewer()
+    widget2 = LabellingWidget(viewer2)
+    assert widget2.open_path(sample_copy, recover=True)
+    recovered = project_for(viewer2).labels
+    assert recovered.row_of_id(np.array([new_id]))[0] >= 0
+    assert_labels_equal(recovered, expected)
+    assert project_for(viewer2).session.dirty
+    widget2.save()
+    assert not autosave_path(sample_copy).exists()
+    assert_labels_equal(load_labels(sample_copy), expected)
+
+
+def test_bad_file_keeps_current_project(make_napari_viewer, sample_copy, tmp_path):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    before = project.labels
+    broken = tmp_path / "broken.slp"
+    broken.write_bytes(b"not an hdf5 file at all")
+    assert not widget.open_path(broken)
+    assert project.labels is before and project.points_layer in viewer.layers
+
+
+def test_reader_layers_are_adopted(make_napari_viewer, sample_copy):
+    viewer = make_napari_viewer()
+    viewer.open(str(sample_copy), plugin="napari-posetrack")
+    widget = LabellingWidget(viewer)
+    project = project_for(viewer)
+    assert project.session is not None and project.path == sample_copy
+    assert [x.name for x in viewer.layers].count("poses: sample.mp4") == 1
+    assert_labels_equal(project.labels, load_labels(sample_copy))
+    assert "sample.mp4" in widget.video_label.text()
+
+
+def test_shortcuts_bound_and_help(make_napari_viewer, sample_copy, screenshot_dir):
+    from napari_posetrack._widgets._shortcuts import SHORTCUTS
+
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    keymap = {str(k) for k in viewer.keymap}
+    assert len(SHORTCUTS) == len({s.key for s in SHORTCUTS})
+    assert len(keymap) >= len(SHORTCUTS)
+    project = project_for(viewer)
+    project.go_to(0)
+    from napari.utils.key_bindings import KeymapHandler
+
+    handler = KeymapHandler()
+    handler.keymap_providers = [viewer]
+    handler.press_key("Shift-Right")
+    handler.release_key("Shift-Right")
+    assert project.current_frame == int(project.labels.user_frames(0)[project.labels.user_frames(0) > 0][0])
+    widget.show_help()
+    assert widget._help.findChild(object, "shortcuts_table").rowCount() >= len(SHORTCUTS)
+    viewer.window.add_dock_widget(widget, name="Labelling")
+    out = screenshot_dir / "labelling.png"
+    assert widget.grab().save(str(out)) and out.stat().st_size > 0
+    viewer.screenshot(str(screenshot_dir / "viewer_labelling.png"), canvas_only=False)
