@@ -6,7 +6,9 @@ QT_QPA_PLATFORM=xcb xvfb-run -a .venv/bin/python -m pytest tests/widgets/test_la
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -331,9 +333,86 @@ def test_shortcuts_bound_and_help(make_napari_viewer, sample_copy, screenshot_di
     handler.press_key("Shift-Right")
     handler.release_key("Shift-Right")
     assert project.current_frame == int(project.labels.user_frames(0)[project.labels.user_frames(0) > 0][0])
+    # Ctrl+S saves the project atomically
+    widget.new_instance(at_xy=(40.0, 40.0))
+    assert project.session.dirty
+    handler.press_key("Control-S")
+    handler.release_key("Control-S")
+    assert not project.session.dirty
+    assert_labels_equal(load_labels(sample_copy), project.labels)
     widget.show_help()
     assert widget._help.findChild(object, "shortcuts_table").rowCount() >= len(SHORTCUTS)
     viewer.window.add_dock_widget(widget, name="Labelling")
     out = screenshot_dir / "labelling.png"
     assert widget.grab().save(str(out)) and out.stat().st_size > 0
     viewer.screenshot(str(screenshot_dir / "viewer_labelling.png"), canvas_only=False)
+
+
+@dataclass
+class _MouseEvent:
+    """The fields napari's mouse callbacks read from a vispy mouse event."""
+
+    type: str
+    position: tuple[float, float, float]
+    modifiers: list[str] = field(default_factory=list)
+    is_dragging: bool = False
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    view_direction: Any = None
+    up_direction: Any = None
+    dims_displayed: list[int] = field(default_factory=lambda: [1, 2])
+    handled: bool = False
+
+
+def test_mouse_drag_moves_points_and_skeleton_follows(make_napari_viewer, sample_copy, qtbot):
+    """Real napari mouse callbacks (select mode): a drag, then an Alt-drag of a whole instance."""
+    import wrapt
+    from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    layer = project.points_layer
+    layer.mode = "select"
+    frame = 12
+    project.go_to(frame)
+    rows = np.flatnonzero(np.rint(layer.data[:, 0]) == frame)
+    row = int(rows[0])
+    instance_id = int(layer.features["instance"][row])
+    start = tuple(layer.data[row])
+    end = (start[0], start[1] + 6.0, start[2] + 4.0)
+    vectors = viewer.layers["skeleton: sample.mp4"]
+
+    def event(*args: Any, **kwargs: Any) -> Any:
+        # napari swaps the event behind a proxy as the drag goes on, as with vispy's events
+        return wrapt.ObjectProxy(_MouseEvent(*args, **kwargs))
+
+    def drag(modifiers: list[str], while_dragging: Any = None) -> None:
+        mouse_press_callbacks(layer, event("mouse_press", start, modifiers))
+        for k in (0.5, 1.0):
+            mid = (start[0], start[1] + 6.0 * k, start[2] + 4.0 * k)
+            mouse_move_callbacks(layer, event("mouse_move", mid, modifiers, is_dragging=True))
+            if while_dragging is not None:
+                while_dragging()
+                while_dragging = None
+        mouse_release_callbacks(layer, event("mouse_release", end, modifiers))
+
+    before_vectors = vectors.data.copy()
+
+    def skeleton_follows() -> None:  # before the mouse is released
+        qtbot.waitUntil(lambda: not np.array_equal(vectors.data, before_vectors), timeout=2000)
+
+    drag([], skeleton_follows)
+    node = str(layer.features["node"][row])
+    np.testing.assert_allclose(_point(project.labels, instance_id, node), [start[2] + 4.0, start[1] + 6.0])
+
+    # Alt-drag: every point of the instance moves by the same amount, one undo step
+    row_index = project.labels.row_of_id(np.array([instance_id]))[0]
+    whole_before = project.labels.instances.points[row_index].copy()
+    start = tuple(layer.data[row])
+    end = (start[0], start[1] + 6.0, start[2] + 4.0)
+    layer.selected_data = set()
+    drag(["Alt"])
+    np.testing.assert_allclose(project.labels.instances.points[row_index], whole_before + [4.0, 6.0], atol=1e-6)
+    widget.undo()
+    np.testing.assert_allclose(project.labels.instances.points[row_index], whole_before)
