@@ -243,6 +243,7 @@ def test_navigation_and_videos(make_napari_viewer, sample_copy, sample_files):
     index = widget.add_video(sample_files["video"])
     assert index == 1 and len(project.labels.videos) == 2
     assert project.video_index == 1 and "(2 of 2)" in widget.video_label.text()
+    assert viewer.title.endswith("sample.mp4 (2 of 2)")  # the video's name is always in sight
     assert len(project.points_layer.data) == 0  # nothing labelled on the new video yet
     widget.previous_video()
     assert project.video_index == 0 and "(1 of 2)" in widget.video_label.text()

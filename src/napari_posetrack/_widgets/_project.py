@@ -391,6 +391,7 @@ class PoseProject:
                 )
         self._connect_points()
         self.viewer.layers.selection.active = self._points_layer
+        self.viewer.title = f"napari-posetrack: {self._tag()} ({self.video_index + 1} of {len(labels.videos)})"
 
     def _tag(self) -> str:
         video = self.video
