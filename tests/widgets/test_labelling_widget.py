@@ -293,7 +293,7 @@ def test_autosave_and_recovery(make_napari_viewer, sample_copy):
     assert_labels_equal(load_labels(sample_copy), expected)
 
 
-def test_bad_file_keeps_current_project(make_napari_viewer, sample_copy, tmp_path):
+def test_bad_file_keeps_current_project(make_napari_viewer, sample_copy, tmp_path, qtbot):
     viewer = make_napari_viewer()
     widget = LabellingWidget(viewer)
     widget.open_path(sample_copy)
@@ -303,6 +303,13 @@ def test_bad_file_keeps_current_project(make_napari_viewer, sample_copy, tmp_pat
     broken.write_bytes(b"not an hdf5 file at all")
     assert not widget.open_path(broken)
     assert project.labels is before and project.points_layer in viewer.layers
+    # the Open… button reads on a worker thread: a bad file there also keeps the project
+    worker = widget.open_path_in_background(broken)
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=10000)
+    assert project.labels is before
+    worker = widget.open_path_in_background(sample_copy)
+    qtbot.waitUntil(lambda: project.labels is not before, timeout=10000)
+    assert_labels_equal(project.labels, load_labels(sample_copy))
 
 
 def test_reader_layers_are_adopted(make_napari_viewer, sample_copy):

@@ -156,15 +156,22 @@ class PoseProject:
         With ``recover``, the autosave beside ``path`` is loaded instead (saving still goes to ``path``).
         Nothing shown is replaced when loading fails.
         """
+        self.start_session(self.load_session(path, recover=recover))
+
+    @staticmethod
+    def load_session(path: str | os.PathLike[str], *, recover: bool = False) -> LabelsSession:
+        """Read a labels file into a new session (no viewer involved: safe on a worker thread)."""
         from napari_posetrack.core.io import load_labels
 
         path = Path(path)
         if recover:
-            session = LabelsSession.recover(path)
-        else:
-            labels = load_labels(path)
-            keep_path = path if path.name.lower().endswith(".slp") else None
-            session = LabelsSession(labels, keep_path)
+            return LabelsSession.recover(path)
+        labels = load_labels(path)
+        # only SLEAP files are saved back in place; other formats are saved as a new .slp
+        return LabelsSession(labels, path if path.name.lower().endswith(".slp") else None)
+
+    def start_session(self, session: LabelsSession) -> None:
+        """Show a loaded session (main thread)."""
         self._start(session)
 
     def set_labels(self, labels: Labels, path: str | os.PathLike[str] | None = None) -> None:

@@ -212,7 +212,37 @@ class LabellingWidget(QWidget):
                     "Recover them?",
                 )
                 recover = answer == QMessageBox.Yes
-            self.open_path(path, recover=recover)
+            self.open_path_in_background(path, recover=recover)
+
+    def open_path_in_background(self, path: str | Path, *, recover: bool = False) -> Any:
+        """Read the file on a worker thread (big prediction files take seconds), then show it."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        self.status.setText(f"Opening {path}…")
+        project = self.project
+
+        def load() -> Any:
+            # a bad file is an answer, not a crash: hand the error back to the main thread
+            # (a worker that returns an exception object re-raises it, so wrap it in a tuple)
+            try:
+                return project.load_session(path, recover=recover), None
+            except (PoseTrackError, OSError, ValueError) as err:
+                return None, err
+
+        def shown(result: tuple[Any, Exception | None]) -> None:
+            session, error = result
+            if error is not None:
+                self.status.setText("")
+                show_error(f"Could not open {path}: {error}")
+                return
+            project.start_session(session)
+            self.status.setText(f"Opened {path}" + (" (recovered unsaved edits)" if recover else ""))
+
+        worker = create_worker(load)
+        worker.returned.connect(shown)
+        worker.start()
+        return worker
 
     def open_path(self, path: str | Path, *, recover: bool = False) -> bool:
         """Open a labels file (or its autosave); on failure the current project stays as it was."""
