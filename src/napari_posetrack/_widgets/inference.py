@@ -1,0 +1,843 @@
+"""Inference and tracking dock widget: pick trained models, predict, track, delete predictions.
+
+Prediction and tracking run on a copy of the project's labels in a napari ``thread_worker``; the
+copy's new predictions and tracks are merged into the project on the main thread when the work ends
+(:meth:`PoseProject.apply_predictions`), as one undoable step. The viewer stays usable meanwhile.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_posetrack._widgets._tracker_form import DataclassForm, FormOverrides, TrackerForm, cli_help
+from napari_posetrack.core.errors import PoseTrackError
+from napari_posetrack.core.inference.pipelines import InferenceOptions
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_posetrack._widgets._project import PoseProject
+    from napari_posetrack.core.labels import Labels
+    from napari_posetrack.core.tracking.tracker import TrackerConfig
+
+# what the target combo shows -> the engine's target name (None: built from other controls)
+TARGETS: dict[str, str | None] = {
+    "Current frame": None,
+    "All frames": "all",
+    "Frame range": None,
+    "Labelled frames": "labelled",
+    "Suggested frames": "suggested",
+    "Unlabelled frames": "unlabelled",
+}
+CURRENT_VIDEO, ALL_VIDEOS = "Current video", "All videos"
+DELETE_ALL, DELETE_RANGE, DELETE_BELOW = "All predictions", "In a frame range", "Below a score"
+# how long the worker waits for news from the computation before checking for Cancel again
+_POLL_S = 0.05
+
+
+# --------------------------------------------------------------------------- background work
+
+
+@dataclass
+class BackgroundOutcome:
+    """How a background prediction or tracking run ended (passed to ``on_done``).
+
+    Exactly one holds: ``labels`` (success: the processed copy, already applied to the project when
+    ``on_done`` runs), ``error`` (the message shown to the user), or ``cancelled``.
+    """
+
+    action: str
+    labels: Labels | None = None
+    added: int = 0
+    error: str | None = None
+    cancelled: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class Progress:
+    """One progress report from the worker: ``stage`` is ``"loading"``, ``"predicting"`` or ``"tracking"``."""
+
+    stage: str
+    video: int
+    done: int
+    total: int
+
+
+def _error_message(exc: BaseException) -> str:
+    """A message for a notification: our errors already name the file and the problem."""
+    if isinstance(exc, PoseTrackError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_in_background(
+    project: PoseProject,
+    action: str,
+    compute: Callable[[Callable[[Progress], None], Callable[[], bool]], tuple[Labels, int]],
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_done: Callable[[BackgroundOutcome], None] | None = None,
+    merge: bool = True,
+) -> Any:
+    """Run ``compute(report, cancelled)`` off the GUI thread and apply its labels on the main thread.
+
+    With ``merge`` (for results that change predictions only), the result's predictions are merged
+    into the labels as they are by then, keeping edits made meanwhile. Without it (results that
+    change user instances too), the result replaces the labels, and is refused if the labels were
+    edited while the worker ran.
+
+    ``compute`` returns ``(processed copy of the labels, instances added)``; it calls ``report``
+    with :class:`Progress` and should stop (raising) when ``cancelled()`` turns true. The returned
+    napari worker is started; ``worker.quit()`` cancels: the labels stay as they were, whether or
+    not ``compute`` noticed in time. Errors are shown as notifications. ``on_done`` runs on the main
+    thread last, whatever the outcome.
+    """
+    from napari.qt.threading import create_worker
+
+    news: queue.SimpleQueue = queue.SimpleQueue()
+    holder: dict[str, Any] = {}
+
+    def cancelled() -> bool:
+        # read by the engine between batches; quit() may stop the generator below before it sees it
+        return bool(holder["worker"].abort_requested)
+
+    def compute_thread() -> None:
+        try:
+            labels, added = compute(news.put, cancelled)
+            news.put(("done", (labels, added)))
+        except BaseException as exc:  # noqa: BLE001 - reported to the user, never lost in a thread
+            news.put(("error", exc))
+
+    def work():
+        # The computation runs in its own thread so that this generator can yield its progress
+        # reports as they come (the engine reports through callbacks, not by yielding).
+        started = time.perf_counter()
+        thread = threading.Thread(target=compute_thread, name=f"posetrack-{action}", daemon=True)
+        thread.start()
+        while True:
+            try:
+                item = news.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if isinstance(item, Progress):
+                yield item
+                continue
+            kind, payload = item
+            seconds = time.perf_counter() - started
+            if cancelled():
+                return BackgroundOutcome(action, cancelled=True, seconds=seconds)
+            if kind == "done":
+                return BackgroundOutcome(action, labels=payload[0], added=payload[1], seconds=seconds)
+            from napari_posetrack.core.inference.predictor import PredictionCancelled
+
+            if isinstance(payload, PredictionCancelled):
+                return BackgroundOutcome(action, cancelled=True, seconds=seconds)
+            return BackgroundOutcome(action, error=_error_message(payload), seconds=seconds)
+
+    worker = create_worker(work, _start_thread=False, _ignore_errors=True)
+    holder["worker"] = worker
+    state: dict[str, Any] = {"outcome": None, "edited": False}
+
+    def on_labels_edited(*_: Any) -> None:
+        state["edited"] = True
+
+    if not merge:
+        project.events.labels_changed.connect(on_labels_edited)
+        project.events.labels_replaced.connect(on_labels_edited)
+
+    def on_returned(outcome: BackgroundOutcome) -> None:
+        state["outcome"] = outcome
+        if outcome.labels is not None:
+            try:
+                if merge:
+                    project.apply_predictions(outcome.labels, action)
+                elif state["edited"]:
+                    raise PoseTrackError(
+                        "the labels were edited while it ran, so its result was not applied; run it again"
+                    )
+                else:
+                    project.apply(outcome.labels, action)
+            except Exception as exc:  # noqa: BLE001 - e.g. the project was closed meanwhile
+                outcome.labels, outcome.error = None, _error_message(exc)
+        if outcome.error is not None:
+            from napari.utils.notifications import show_error
+
+            show_error(f"{action.capitalize()} failed: {outcome.error}")
+
+    def on_errored(exc: Exception) -> None:
+        # only an error of this module itself gets here (compute's errors are returned)
+        state["outcome"] = BackgroundOutcome(action, error=_error_message(exc))
+        from napari.utils.notifications import show_error
+
+        show_error(f"{action.capitalize()} failed: {_error_message(exc)}")
+
+    def on_finished() -> None:
+        # a cancelled worker emits no ``returned``: finished is the one signal every run ends with
+        if not merge:
+            project.events.labels_changed.disconnect(on_labels_edited)
+            project.events.labels_replaced.disconnect(on_labels_edited)
+        outcome = state["outcome"] or BackgroundOutcome(action, cancelled=True)
+        if on_done is not None:
+            on_done(outcome)
+
+    if on_progress is not None:
+        worker.yielded.connect(on_progress)
+    worker.returned.connect(on_returned)
+    worker.errored.connect(on_errored)
+    worker.finished.connect(on_finished)
+    worker.start()
+    return worker
+
+
+def predict_in_background(
+    project: PoseProject,
+    run_dirs: Sequence[Path],
+    target: str,
+    tracker_config: TrackerConfig | None = None,
+    *,
+    on_done: Callable[[BackgroundOutcome], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    options: InferenceOptions | None = None,
+    videos: Sequence[int] | None = None,
+) -> Any:
+    """Predict (and optionally track) the project's labels in a napari worker; returns the worker.
+
+    Parameters
+    ----------
+    project
+        The viewer's project; its labels are copied now and the copy is predicted in place.
+    run_dirs
+        One single-instance or bottom-up run, or a centroid run and a centered-instance run.
+    target
+        ``"all"``, ``"labelled"``, ``"unlabelled"``, ``"suggested"`` or a frame specification
+        (``"100-200"``, ``"7"``).
+    tracker_config
+        Track the predictions afterwards with these settings; ``None`` = do not track.
+    on_done
+        Called on the main thread with a :class:`BackgroundOutcome` once the run ends (after the
+        predictions were applied to the project, as one undoable ``"predict"`` step).
+    on_progress
+        Called on the main thread with each :class:`Progress`.
+    options
+        Inference options (default: :class:`InferenceOptions`).
+    videos
+        Video indices to predict (default: all videos).
+
+    ``worker.quit()`` cancels; the project's labels then stay as they were.
+    """
+    if project.labels is None:
+        raise ValueError("open or create labels before predicting")
+    labels = project.labels.copy()  # on the main thread: the user may edit while the worker runs
+    run_dirs = [Path(d) for d in run_dirs]
+    videos = None if videos is None else list(videos)
+
+    def compute(report: Callable[[Progress], None], cancelled: Callable[[], bool]) -> tuple[Labels, int]:
+        from napari_posetrack.core.inference.api import predict_labels
+        from napari_posetrack.core.inference.pipelines import load_pipeline
+
+        report(Progress("loading", -1, 0, 0))
+        pipeline = load_pipeline(run_dirs, options)
+        added = predict_labels(
+            labels,
+            pipeline,
+            target=target,
+            videos=videos,
+            progress=lambda v, d, t: report(Progress("predicting", v, d, t)),
+            cancel=cancelled,
+        )
+        if tracker_config is None or cancelled():
+            return labels, added
+        return _track(labels, tracker_config, report), added
+
+    # tracking user instances too changes more than predictions: then the result replaces the labels
+    merge = tracker_config is None or tracker_config.kind == "predicted"
+    return run_in_background(
+        project, "predict", compute, on_progress=on_progress, on_done=on_done, merge=merge
+    )
+
+
+def _track(labels: Labels, config: TrackerConfig, report: Callable[[Progress], None]) -> Labels:
+    from napari_posetrack.core.tracking.tracker import track_labels
+
+    return track_labels(labels, config, progress=lambda d, t: report(Progress("tracking", -1, d, t)))
+
+
+def track_in_background(
+    project: PoseProject,
+    tracker_config: TrackerConfig,
+    *,
+    on_done: Callable[[BackgroundOutcome], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Any:
+    """Track the project's existing instances (of ``tracker_config.kind``) in a napari worker.
+
+    Tracking predictions only merges like prediction does (edits made meanwhile are kept); tracking
+    user instances replaces the labels, and is refused if they were edited meanwhile.
+    """
+    if project.labels is None:
+        raise ValueError("open or create labels before tracking")
+    labels = project.labels.copy()
+
+    def compute(report: Callable[[Progress], None], cancelled: Callable[[], bool]) -> tuple[Labels, int]:
+        return _track(labels, tracker_config, report), 0
+
+    return run_in_background(
+        project,
+        "track",
+        compute,
+        on_progress=on_progress,
+        on_done=on_done,
+        merge=tracker_config.kind == "predicted",
+    )
+
+
+# --------------------------------------------------------------------------- inference options form
+
+
+INFERENCE_OVERRIDES = FormOverrides(
+    labels={
+        "peak_threshold": "Peak threshold",
+        "max_instances": "Max instances per frame",
+        "min_visible_nodes": "Min found nodes",
+        "overlap": "Duplicate suppression",
+        "overlap_threshold": "Duplicate similarity",
+        "refinement": "Subpixel refinement",
+        "batch_size": "Batch size (frames)",
+        "device": "Device",
+    },
+    editable_choices={"device": ("auto", "cpu", "cuda", "mps")},
+    ranges={
+        "peak_threshold": (0.0, 1.0, 0.05),
+        "max_instances": (0, 1_000, 1),
+        "min_visible_nodes": (0, 1_000, 1),
+        "overlap_threshold": (0.0, 1.0, 0.05),
+        "batch_size": (1, 1_024, 1),
+    },
+    none_text={"max_instances": "no limit"},
+    skip=("grouping",),
+)
+
+
+def inference_help_texts() -> dict[str, str]:
+    """The ``posetrack predict`` help of each inference option, by InferenceOptions field name."""
+    import argparse
+
+    from napari_posetrack.core.inference.cli import add_predict_parser
+
+    parser = add_predict_parser(argparse.ArgumentParser(add_help=False).add_subparsers())
+    return cli_help(parser)
+
+
+# --------------------------------------------------------------------------- the widget
+
+
+class InferenceWidget(QWidget):
+    """Predict with trained models, track, and delete predictions in bulk.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer whose project (see ``project_for``) this widget works on.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        from napari_posetrack._widgets._project import project_for
+
+        self.viewer = napari_viewer
+        self.project = project_for(napari_viewer)
+        self.worker: Any = None
+        self.last_outcome: BackgroundOutcome | None = None
+        self._models: list[Any] = []
+        self._n_frames = -1
+        self.setObjectName("inference_widget")
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.addWidget(self._build_models_group())
+        layout.addWidget(self._build_frames_group())
+        layout.addWidget(self._build_tracking_group())
+        layout.addLayout(self._build_run_row())
+        layout.addWidget(self._build_delete_group())
+        layout.addStretch(1)
+        content.setMinimumWidth(340)  # the forms' labels stay readable in a narrow dock
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
+        self.project.events.labels_replaced.connect(self._on_project_labels_replaced)
+        self.project.events.video_changed.connect(self._on_project_video_changed)
+        self._on_target_changed()
+        self._on_delete_scope_changed()
+        self._update_frame_limits()
+        self._suggest_runs_folder()
+        self._set_busy(False)
+
+    # ------------------------------------------------------------------ building
+    def _build_models_group(self) -> QGroupBox:
+        box = QGroupBox("Trained models")
+        box.setObjectName("models_group")
+        form = QFormLayout(box)
+
+        self.runs_folder_edit = QLineEdit()
+        self.runs_folder_edit.setObjectName("runs_folder_edit")
+        self.runs_folder_edit.setPlaceholderText("folder holding your training runs")
+        self.runs_folder_edit.setToolTip(
+            "The folder where training saved its runs (one subfolder per trained model). "
+            "Press Enter or Refresh to list the models in it."
+        )
+        self.runs_folder_edit.editingFinished.connect(self._on_runs_folder_edited)
+        browse = QPushButton("Browse…")
+        browse.setObjectName("runs_folder_browse")
+        browse.setToolTip("Choose the runs folder")
+        browse.clicked.connect(self._on_runs_folder_browse_clicked)
+        refresh = QToolButton()
+        refresh.setText("⟳")
+        refresh.setObjectName("models_refresh")
+        refresh.setToolTip("List the models in the runs folder again (after a training finished)")
+        refresh.clicked.connect(self._on_runs_folder_edited)
+        row = QHBoxLayout()
+        row.addWidget(self.runs_folder_edit, 1)
+        row.addWidget(browse)
+        row.addWidget(refresh)
+        form.addRow("Runs folder", row)
+
+        self.model_combo = QComboBox()
+        self.model_combo.setObjectName("model_combo")
+        self.model_combo.setToolTip(
+            "The models found in the runs folder, most recent first. A top-down model is a pair: "
+            "a centroid run (finds each animal) and a centered-instance run (finds its body parts)."
+        )
+        form.addRow("Model", self.model_combo)
+
+        self.model_path_edit = QLineEdit()
+        self.model_path_edit.setObjectName("model_path_edit")
+        self.model_path_edit.setPlaceholderText("or one run folder / training_config.yaml")
+        self.model_path_edit.setToolTip(
+            "Instead of the list above: one trained run folder, or the training_config.yaml inside it. "
+            "For a top-down model give either half; its partner is found beside it. Leave empty to use the list."
+        )
+        pick = QPushButton("Browse…")
+        pick.setObjectName("model_path_browse")
+        pick.setToolTip("Choose a run's training_config.yaml")
+        pick.clicked.connect(self._on_model_path_browse_clicked)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.model_path_edit, 1)
+        row2.addWidget(pick)
+        form.addRow("Model file", row2)
+
+        self.options_toggle = QToolButton()
+        self.options_toggle.setObjectName("inference_options_toggle")
+        self.options_toggle.setText("Inference options")
+        self.options_toggle.setCheckable(True)
+        self.options_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.options_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.options_toggle.setToolTip("Show the detection settings (threshold, batch size, device…)")
+        self.options_form = DataclassForm(
+            InferenceOptions, inference_help_texts(), INFERENCE_OVERRIDES, prefix="inference_"
+        )
+        self.options_form.setObjectName("inference_options_form")
+        self.options_form.setVisible(False)
+        self.options_toggle.toggled.connect(self._on_options_toggle_toggled)
+        form.addRow(self.options_toggle)
+        form.addRow(self.options_form)
+        return box
+
+    def _build_frames_group(self) -> QGroupBox:
+        box = QGroupBox("Predict on")
+        box.setObjectName("frames_group")
+        form = QFormLayout(box)
+        self.target_combo = QComboBox()
+        self.target_combo.setObjectName("target_combo")
+        self.target_combo.addItems(list(TARGETS))
+        self.target_combo.setCurrentText("All frames")
+        self.target_combo.setToolTip(
+            "Which frames to predict: the frame shown, every frame, a range, the frames you labelled, "
+            "the suggested frames, or the frames you have not labelled."
+        )
+        self.target_combo.currentTextChanged.connect(self._on_target_changed)
+        form.addRow("Frames", self.target_combo)
+
+        self.range_start_spin = QSpinBox()
+        self.range_start_spin.setObjectName("range_start_spin")
+        self.range_start_spin.setToolTip("First frame of the range (counting from 0)")
+        self.range_stop_spin = QSpinBox()
+        self.range_stop_spin.setObjectName("range_stop_spin")
+        self.range_stop_spin.setToolTip("Last frame of the range (included)")
+        row = QHBoxLayout()
+        row.addWidget(self.range_start_spin)
+        row.addWidget(QLabel("to"))
+        row.addWidget(self.range_stop_spin)
+        self.range_row = QWidget()
+        self.range_row.setLayout(row)
+        row.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Range", self.range_row)
+
+        self.video_scope_combo = QComboBox()
+        self.video_scope_combo.setObjectName("video_scope_combo")
+        self.video_scope_combo.addItems([CURRENT_VIDEO, ALL_VIDEOS])
+        self.video_scope_combo.setToolTip("Predict on the video shown, or on every video of the project")
+        form.addRow("Videos", self.video_scope_combo)
+        return box
+
+    def _build_tracking_group(self) -> QGroupBox:
+        box = QGroupBox("Tracking")
+        box.setObjectName("tracking_group")
+        layout = QVBoxLayout(box)
+        self.track_check = QCheckBox("Track after predicting")
+        self.track_check.setObjectName("track_check")
+        self.track_check.setToolTip(
+            "Give the new predictions identities (one track per animal) as soon as prediction ends"
+        )
+        layout.addWidget(self.track_check)
+        self.tracker_toggle = QToolButton()
+        self.tracker_toggle.setObjectName("tracker_settings_toggle")
+        self.tracker_toggle.setText("Tracker settings")
+        self.tracker_toggle.setCheckable(True)
+        self.tracker_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.tracker_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.tracker_toggle.setToolTip("Show every tracker setting (window, number of animals, stitching…)")
+        self.tracker_form = TrackerForm()
+        self.tracker_form.setVisible(False)
+        self.tracker_toggle.toggled.connect(self._on_tracker_toggle_toggled)
+        layout.addWidget(self.tracker_toggle)
+        layout.addWidget(self.tracker_form)
+        return box
+
+    def _build_run_row(self) -> QVBoxLayout:
+        col = QVBoxLayout()
+        row = QHBoxLayout()
+        self.predict_button = QPushButton("Predict")
+        self.predict_button.setObjectName("predict_button")
+        self.predict_button.setToolTip("Predict poses on the chosen frames with the chosen model")
+        self.predict_button.clicked.connect(self._on_predict_clicked)
+        self.track_button = QPushButton("Track only")
+        self.track_button.setObjectName("track_button")
+        self.track_button.setToolTip("Assign tracks to the existing predictions without predicting again")
+        self.track_button.clicked.connect(self._on_track_clicked)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("cancel_button")
+        self.cancel_button.setToolTip("Stop; nothing predicted in this run is kept")
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        row.addWidget(self.predict_button)
+        row.addWidget(self.track_button)
+        row.addWidget(self.cancel_button)
+        col.addLayout(row)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setObjectName("progress_bar")
+        self.progress_bar.setToolTip("Frames done out of the frames to do")
+        col.addWidget(self.progress_bar)
+        self.status_label = QLabel("")
+        self.status_label.setObjectName("status_label")
+        self.status_label.setWordWrap(True)
+        self.status_label.setToolTip("What the last run did")
+        col.addWidget(self.status_label)
+        return col
+
+    def _build_delete_group(self) -> QGroupBox:
+        box = QGroupBox("Delete predictions")
+        box.setObjectName("delete_group")
+        form = QFormLayout(box)
+        self.delete_scope_combo = QComboBox()
+        self.delete_scope_combo.setObjectName("delete_scope_combo")
+        self.delete_scope_combo.addItems([DELETE_ALL, DELETE_RANGE, DELETE_BELOW])
+        self.delete_scope_combo.setToolTip(
+            "Which predicted instances to delete: all of them, those in a frame range, or those whose "
+            "score is below a value. Your own labels are never deleted. Undo brings them back."
+        )
+        self.delete_scope_combo.currentTextChanged.connect(self._on_delete_scope_changed)
+        form.addRow("Delete", self.delete_scope_combo)
+        self.delete_start_spin = QSpinBox()
+        self.delete_start_spin.setObjectName("delete_start_spin")
+        self.delete_start_spin.setToolTip("First frame whose predictions are deleted")
+        self.delete_stop_spin = QSpinBox()
+        self.delete_stop_spin.setObjectName("delete_stop_spin")
+        self.delete_stop_spin.setToolTip("Last frame whose predictions are deleted (included)")
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.delete_start_spin)
+        row.addWidget(QLabel("to"))
+        row.addWidget(self.delete_stop_spin)
+        self.delete_range_row = QWidget()
+        self.delete_range_row.setLayout(row)
+        form.addRow("Frames", self.delete_range_row)
+        self.delete_score_spin = QDoubleSpinBox()
+        self.delete_score_spin.setObjectName("delete_score_spin")
+        self.delete_score_spin.setRange(0.0, 1_000.0)
+        self.delete_score_spin.setDecimals(3)
+        self.delete_score_spin.setSingleStep(0.05)
+        self.delete_score_spin.setValue(0.2)
+        self.delete_score_spin.setToolTip("Predicted instances scoring below this are deleted")
+        form.addRow("Score below", self.delete_score_spin)
+        self.delete_video_combo = QComboBox()
+        self.delete_video_combo.setObjectName("delete_video_combo")
+        self.delete_video_combo.addItems([CURRENT_VIDEO, ALL_VIDEOS])
+        self.delete_video_combo.setToolTip("Delete in the video shown, or in every video")
+        form.addRow("Videos", self.delete_video_combo)
+        self.delete_button = QPushButton("Delete predictions")
+        self.delete_button.setObjectName("delete_predictions_button")
+        self.delete_button.setToolTip("Delete the chosen predictions (one undo step)")
+        self.delete_button.clicked.connect(self._on_delete_clicked)
+        form.addRow(self.delete_button)
+        return box
+
+    # ------------------------------------------------------------------ reading the form
+    def model_runs(self) -> list[Path]:
+        """The run folders of the chosen model (the model file box wins when filled)."""
+        from napari_posetrack.core.errors import ConfigError
+        from napari_posetrack.core.inference.model_choice import runs_for_path
+
+        path = self.model_path_edit.text().strip()
+        if path:
+            return runs_for_path(path)
+        if not self._models:
+            folder = self.runs_folder_edit.text().strip()
+            if not folder:
+                raise ConfigError("choose a runs folder or a model file first")
+            self._list_models()
+            if not self._models:
+                raise ConfigError(f"{folder}: no trained models found in this runs folder")
+        return list(self._models[max(self.model_combo.currentIndex(), 0)].runs)
+
+    def target(self) -> str:
+        """The engine's frame target for the chosen frames."""
+        choice = self.target_combo.currentText()
+        if choice == "Current frame":
+            return str(self.project.current_frame)
+        if choice == "Frame range":
+            start, stop = self.range_start_spin.value(), self.range_stop_spin.value()
+            return f"{min(start, stop)}-{max(start, stop)}"
+        return str(TARGETS[choice])
+
+    def videos(self) -> list[int] | None:
+        """The chosen video indices (``None`` = all)."""
+        if self.target_combo.currentText() in ("Current frame", "Frame range"):
+            return [self.project.video_index]  # a frame number means a frame of the video shown
+        return [self.project.video_index] if self.video_scope_combo.currentText() == CURRENT_VIDEO else None
+
+    # ------------------------------------------------------------------ slots
+    def _on_runs_folder_browse_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Runs folder", self.runs_folder_edit.text())
+        if folder:
+            self.runs_folder_edit.setText(folder)
+            self._on_runs_folder_edited()
+
+    def _on_model_path_browse_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Trained model",
+            self.runs_folder_edit.text(),
+            "Training config (training_config.yaml *.yaml *.json)",
+        )
+        if path:
+            self.model_path_edit.setText(path)
+
+    def _on_runs_folder_edited(self) -> None:
+        from napari.utils.notifications import show_error
+
+        try:
+            self._list_models()
+        except PoseTrackError as exc:
+            show_error(str(exc))
+
+    def _list_models(self) -> None:
+        from napari_posetrack.core.inference.model_choice import models_in_folder
+
+        self._models = []
+        self.model_combo.clear()
+        folder = self.runs_folder_edit.text().strip()
+        if not folder:
+            return
+        self._models = models_in_folder(folder)
+        for i, m in enumerate(self._models):
+            self.model_combo.addItem(f"{m.name}  ({m.pipeline})")
+            self.model_combo.setItemData(i, "\n".join(str(r) for r in m.runs), Qt.ItemDataRole.ToolTipRole)
+
+    def _on_options_toggle_toggled(self, shown: bool) -> None:
+        self.options_form.setVisible(shown)
+        self.options_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def _on_tracker_toggle_toggled(self, shown: bool) -> None:
+        self.tracker_form.setVisible(shown)
+        self.tracker_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def _on_target_changed(self, *_: Any) -> None:
+        choice = self.target_combo.currentText()
+        self.range_row.setEnabled(choice == "Frame range")
+        self.video_scope_combo.setEnabled(choice not in ("Current frame", "Frame range"))
+
+    def _on_delete_scope_changed(self, *_: Any) -> None:
+        scope = self.delete_scope_combo.currentText()
+        self.delete_range_row.setEnabled(scope == DELETE_RANGE)
+        self.delete_score_spin.setEnabled(scope == DELETE_BELOW)
+
+    def _on_project_labels_replaced(self, *_: Any) -> None:
+        self._update_frame_limits()
+        self._suggest_runs_folder()
+
+    def _suggest_runs_folder(self) -> None:
+        """Fill in the runs folder training uses by default (``models`` beside the labels file)."""
+        path = self.project.path
+        if self.runs_folder_edit.text().strip() or path is None:
+            return
+        folder = Path(path).parent / "models"
+        if folder.is_dir():
+            self.runs_folder_edit.setText(str(folder))
+            self._on_runs_folder_edited()
+
+    def _on_project_video_changed(self, *_: Any) -> None:
+        self._update_frame_limits()
+
+    def _update_frame_limits(self) -> None:
+        video = self.project.video
+        n = (video.n_frames or 0) if video is not None else 0
+        last = max(n - 1, 0) if n else 999_999_999  # unknown length: the engine checks the range
+        for spin in (
+            self.range_start_spin,
+            self.range_stop_spin,
+            self.delete_start_spin,
+            self.delete_stop_spin,
+        ):
+            spin.setRange(0, last)
+        if n and n != self._n_frames:  # another video: the ranges start out covering all of it
+            self.range_stop_spin.setValue(last)
+            self.delete_stop_spin.setValue(last)
+        self._n_frames = n
+
+    def _on_predict_clicked(self) -> None:
+        from napari.utils.notifications import show_error
+
+        try:
+            if self.project.labels is None:
+                raise PoseTrackError("open a labels file or a video first")
+            runs = self.model_runs()
+            options = self.options_form.options()
+            tracker = self.tracker_form.config() if self.track_check.isChecked() else None
+            target, videos = self.target(), self.videos()
+            self._set_busy(True)
+            self._started = time.perf_counter()
+            self.worker = predict_in_background(
+                self.project,
+                runs,
+                target,
+                tracker,
+                on_done=self._on_worker_done,
+                on_progress=self._on_worker_progress,
+                options=options,
+                videos=videos,
+            )
+        except (PoseTrackError, ValueError, OSError) as exc:  # bad choices: say which, start nothing
+            self._set_busy(False)
+            show_error(f"Cannot predict: {_error_message(exc)}")
+
+    def _on_track_clicked(self) -> None:
+        from napari.utils.notifications import show_error
+
+        try:
+            if self.project.labels is None:
+                raise PoseTrackError("open a labels file with predictions first")
+            config = self.tracker_form.config()
+            self._set_busy(True)
+            self.worker = track_in_background(
+                self.project, config, on_done=self._on_worker_done, on_progress=self._on_worker_progress
+            )
+        except (PoseTrackError, ValueError, OSError) as exc:
+            self._set_busy(False)
+            show_error(f"Cannot track: {_error_message(exc)}")
+
+    def _on_cancel_clicked(self) -> None:
+        if self.worker is not None:
+            self.status_label.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+            self.worker.quit()
+
+    def _on_worker_progress(self, p: Progress) -> None:
+        if p.stage == "loading":
+            self.status_label.setText("Loading the model…")
+            self.progress_bar.setRange(0, 0)  # busy indicator until frames are counted
+            return
+        self.progress_bar.setFormat("%v / %m frames")
+        self.progress_bar.setRange(0, max(p.total, 1))
+        self.progress_bar.setValue(p.done)
+        where = (
+            ""
+            if p.video < 0 or self.project.labels is None or p.video >= len(self.project.labels.videos)
+            else f" {self.project.labels.videos[p.video].name}:"
+        )
+        verb = "Predicting" if p.stage == "predicting" else "Tracking"
+        self.status_label.setText(f"{verb}{where} frame {p.done} of {p.total}")
+
+    def _on_worker_done(self, outcome: BackgroundOutcome) -> None:
+        self.last_outcome = outcome
+        self.worker = None
+        self._set_busy(False)
+        if outcome.cancelled:
+            self.status_label.setText("Cancelled; the labels are unchanged.")
+        elif outcome.error is not None:
+            self.status_label.setText(f"Failed: {outcome.error}")
+        elif outcome.action == "predict":
+            self.status_label.setText(
+                f"Added {outcome.added} predicted instances in {outcome.seconds:.1f} s."
+            )
+        else:
+            n = 0 if outcome.labels is None else len(outcome.labels.tracks)
+            self.status_label.setText(f"Tracked into {n} tracks in {outcome.seconds:.1f} s.")
+
+    def _on_delete_clicked(self) -> None:
+        from napari.utils.notifications import show_error, show_info
+
+        session = self.project.session
+        if session is None:
+            show_error("Cannot delete predictions: no labels are open")
+            return
+        scope = self.delete_scope_combo.currentText()
+        video = self.project.video_index if self.delete_video_combo.currentText() == CURRENT_VIDEO else None
+        frames = None
+        if scope == DELETE_RANGE:
+            start, stop = sorted((self.delete_start_spin.value(), self.delete_stop_spin.value()))
+            frames = (start, stop + 1)  # the form's stop is included; the session's is not
+        below = self.delete_score_spin.value() if scope == DELETE_BELOW else None
+        n = session.delete_predictions(video, frames, below)
+        self.project.refresh()
+        self.status_label.setText(f"Deleted {n} predicted instances (undo brings them back).")
+        show_info(f"Deleted {n} predicted instances")
+
+    # ------------------------------------------------------------------ state
+    def _set_busy(self, busy: bool) -> None:
+        for w in (self.predict_button, self.track_button, self.delete_button):
+            w.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        if not busy:
+            self.progress_bar.setRange(0, 1)
+            self.progress_bar.setValue(0)
+            self.progress_bar.setFormat("")
