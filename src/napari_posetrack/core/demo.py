@@ -154,8 +154,12 @@ def run_demo(
         f"done in {summary['seconds']:.0f} s: median error {summary['median_error_px']:.2f} px, "
         f"OKS mAP {summary['oks_map']:.3f}, ID switches {summary['id_switches']}, IDF1 {summary['idf1']:.3f}"
     )
+    summary_path = out / "summary.json"
+    with atomic_write(summary_path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
     for key in ("predictions", "metrics", "analysis", "csv"):
         log(f"  {key:12s} {summary[key]}")
+    log(f"  {'summary':12s} {summary_path}")
     return summary
 
 
@@ -167,13 +171,16 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def open_demo_in_napari(summary: dict[str, Any]) -> None:  # pragma: no cover - needs a display; tested via viewer
-    """Open the sample video with the tracked predictions in napari and block until it closes."""
-    import napari
+def open_demo_in_napari(out_dir: str | os.PathLike[str]) -> int:
+    """Open the result in napari with the widgets docked, in a separate process (core never imports napari).
 
-    viewer = napari.Viewer(title="napari-posetrack demo")
-    viewer.open(summary["predictions"], plugin="napari-posetrack")
-    napari.run()
+    Blocks until the viewer is closed; returns the viewer process's exit code.
+    """
+    import subprocess
+    import sys
+
+    summary_path = Path(out_dir).resolve() / "summary.json"
+    return subprocess.call([sys.executable, "-m", "napari_posetrack.demo_viewer", str(summary_path)])
 
 
 def add_demo_parser(subparsers: Any) -> Any:
@@ -201,7 +208,8 @@ def _run_demo_command(args: Any) -> int:
         n_animals=args.animals, n_frames=args.frames, pipeline=args.pipeline, epochs=args.epochs,
         batches_per_epoch=args.batches_per_epoch, device=args.device,
     )
-    summary = run_demo(args.out_dir, settings)
+    run_demo(args.out_dir, settings)
     if not args.headless:
-        open_demo_in_napari(summary)
+        print("opening napari with the sample, its predictions and the PoseTrack widgets docked")
+        return open_demo_in_napari(args.out_dir)
     return 0

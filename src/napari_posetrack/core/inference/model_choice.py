@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from napari_posetrack.core.errors import ConfigError, MissingFileError
-from napari_posetrack.core.tools.compare_models import ModelSet, _pipeline_of, find_model_sets
+from napari_posetrack.core.tools.compare_models import ModelSet, pipeline_of, find_model_sets
 
 CONFIG_FILE = "training_config.yaml"
 
@@ -58,7 +58,7 @@ def runs_for_path(path: str | os.PathLike[str]) -> list[Path]:
         A top-down half has no partner beside it.
     """
     run = run_folder_of(path)
-    pipeline = _pipeline_of(run)
+    pipeline = pipeline_of(run)
     if pipeline in ("single_instance", "bottomup"):
         return [run]
     for model in find_model_sets(run.parent):

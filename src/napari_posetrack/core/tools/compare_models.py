@@ -29,7 +29,7 @@ class ModelSet:
     runs: list[Path]
 
 
-def _pipeline_of(run: Path) -> str:
+def pipeline_of(run: Path) -> str:
     import yaml
 
     doc = yaml.safe_load((run / "training_config.yaml").read_text()) or {}
@@ -52,7 +52,7 @@ def find_model_sets(runs_dir: str | os.PathLike[str]) -> list[ModelSet]:
     if not root.is_dir():
         raise MissingFileError(root, "runs folder not found")
     runs = sorted(p for p in root.iterdir() if (p / "training_config.yaml").is_file())
-    kinds = {r: _pipeline_of(r) for r in runs}
+    kinds = {r: pipeline_of(r) for r in runs}
     centroids = [r for r in runs if kinds[r] == "centroid"]
     sets: list[ModelSet] = []
     for r in runs:
