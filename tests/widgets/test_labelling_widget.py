@@ -424,3 +424,14 @@ def test_mouse_drag_moves_points_and_skeleton_follows(make_napari_viewer, sample
     np.testing.assert_allclose(project.labels.instances.points[row_index], whole_before + [4.0, 6.0], atol=1e-6)
     widget.undo()
     np.testing.assert_allclose(project.labels.instances.points[row_index], whole_before)
+
+
+def test_widgets_docked_through_the_manifest_share_one_project(make_napari_viewer, sample_copy):
+    """napari gives every plugin widget its own proxy of the viewer; they must still share the project."""
+    viewer = make_napari_viewer()
+    _, labelling = viewer.window.add_plugin_dock_widget("napari-posetrack", "Labelling")
+    _, tools = viewer.window.add_plugin_dock_widget("napari-posetrack", "Tools")
+    assert labelling.project is project_for(viewer)
+    labelling.open_path(sample_copy)
+    assert project_for(viewer).labels is labelling.project.labels
+    assert "poses: sample.mp4" in [layer.name for layer in viewer.layers]

@@ -6,6 +6,9 @@ from typing import Any
 
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
+PANEL = "#262930"  # napari's dark theme background
+INK = "#d6d0ce"  # napari's dark theme text
+
 
 class PlotCanvas(QWidget):
     """A Qt widget holding one matplotlib ``Figure`` (dark, to sit with napari's theme).
@@ -33,4 +36,21 @@ class PlotCanvas(QWidget):
 
     def draw(self) -> None:
         """Schedule a repaint (cheap to call on every update)."""
+        self._dark_theme()
         self.canvas.draw_idle()
+
+    def _dark_theme(self) -> None:
+        """Light text and lines on napari's dark panel colour, whatever the plotting code set."""
+        self.figure.set_facecolor(PANEL)
+        for ax in self.figure.axes:
+            ax.set_facecolor(PANEL)
+            ax.tick_params(colors=INK, which="both")
+            for spine in ax.spines.values():
+                spine.set_color(INK)
+            for text in (ax.title, ax.xaxis.label, ax.yaxis.label):
+                text.set_color(INK)
+            legend = ax.get_legend()
+            if legend is not None:
+                legend.get_frame().set_facecolor(PANEL)
+                for text in legend.get_texts():
+                    text.set_color(INK)

@@ -712,8 +712,12 @@ _PROJECTS: dict[int, tuple[weakref.ReferenceType, PoseProject]] = {}
 def project_for(viewer: napari.viewer.Viewer) -> PoseProject:
     """The project of ``viewer`` (created on first use; every dock widget of the viewer shares it).
 
-    A labels file already opened through napari's reader is adopted.
+    A labels file already opened through napari's reader is adopted. napari hands each plugin widget
+    its own public-only proxy of the viewer, so the project is keyed by (and drives) the viewer
+    behind the proxy: every widget of one window must find the same project.
     """
+    while hasattr(viewer, "__wrapped__"):  # wrapt's documented way to reach a proxy's object
+        viewer = viewer.__wrapped__
     for key, (ref, _) in list(_PROJECTS.items()):
         if ref() is None:
             del _PROJECTS[key]

@@ -1,0 +1,160 @@
+"""Tools > Export: write the open project's labels as .slp, analysis HDF5, tidy CSV or DeepLabCut."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from napari_posetrack._widgets._tools_common import PathField
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_posetrack._widgets._project import PoseProject
+
+
+def default_export_path(project_path: Path | None, fmt: str) -> str:
+    """A sensible output file beside the project file for format ``fmt`` ("" without a project file)."""
+    from napari_posetrack.core.tools.export import EXPORT_FORMATS
+
+    if project_path is None:
+        return ""
+    stem = project_path.name.split(".")[0]
+    names = {
+        "slp": f"{stem}.export.slp",
+        "slp_predicted": f"{stem}.predictions.slp",
+        "analysis": f"{stem}.analysis.h5",
+        "tidy": f"{stem}.poses.csv",
+        # DeepLabCut knows its tables by this name
+        "dlc_csv": "CollectedData_posetrack.csv",
+        "dlc_h5": "CollectedData_posetrack.h5",
+    }
+    return str(project_path.with_name(names.get(fmt, stem + EXPORT_FORMATS[fmt].suffix)))
+
+
+class ExportTab(QWidget):
+    """Pick a format and a file; the open project's labels are written there in a worker thread."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, project: PoseProject) -> None:
+        from napari_posetrack.core.tools.export import EXPORT_FORMATS
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self.project = project
+        self.worker: Any = None
+        self.written: list[Path] = []
+        self._suggested = ""  # the output path we filled in last (replaced when the format changes)
+        self.setObjectName("tools_export")
+
+        self.format = QComboBox()
+        self.format.setObjectName("export_format")
+        for key, fmt in EXPORT_FORMATS.items():
+            self.format.addItem(fmt.title, key)
+            self.format.setItemData(self.format.count() - 1, fmt.help, Qt.ItemDataRole.ToolTipRole)
+        self.format.setToolTip("The file format to write; hover an entry for what it holds.")
+        self.output = PathField("save", "export_output", "The file to write (existing files are replaced).")
+        self.extract_frames = QCheckBox("also save the labelled frames as images")
+        self.extract_frames.setObjectName("export_extract_frames")
+        self.extract_frames.setToolTip(
+            "DeepLabCut reads the labelled frames from labeled-data/<video>/img#####.png beside the "
+            "table: write them now (or let DeepLabCut extract them)."
+        )
+        self.run_button = QPushButton("Export")
+        self.run_button.setObjectName("export_run")
+        self.run_button.setToolTip("Write the open project's labels to the file.")
+        self.status = QLabel("")
+        self.status.setObjectName("export_status")
+        self.status.setWordWrap(True)
+        self.status.setToolTip("The files the last export wrote.")
+
+        form = QFormLayout()
+        form.addRow("Format", self.format)
+        form.addRow("Output", self.output)
+        form.addRow("", self.extract_frames)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.format.currentIndexChanged.connect(self._on_format_changed)
+        self.project.events.labels_replaced.connect(self._on_labels_replaced)
+        self.run_button.clicked.connect(self._on_run_clicked)
+        self._on_format_changed()
+
+    def format_key(self) -> str:
+        return str(self.format.currentData())
+
+    def set_format(self, key: str) -> None:
+        self.format.setCurrentIndex(self.format.findData(key))
+
+    def _on_labels_replaced(self, *_: Any) -> None:
+        self._on_format_changed()
+
+    def _on_format_changed(self, *_: Any) -> None:
+        from napari_posetrack.core.tools.export import EXPORT_FORMATS
+
+        fmt = EXPORT_FORMATS[self.format_key()]
+        self.extract_frames.setEnabled(fmt.key.startswith("dlc"))
+        self.output.file_filter = f"{fmt.title} (*{fmt.suffix});;All files (*)"
+        current = self.output.text()
+        # follow the format with the suggested name unless the user typed their own
+        if not current or current == self._suggested or Path(current).suffix != fmt.suffix:
+            suggested = default_export_path(self.project.path, fmt.key)
+            if current and not suggested:
+                suggested = str(Path(current).with_suffix(fmt.suffix))
+            self._suggested = suggested
+            self.output.set_text(suggested)
+
+    def _on_run_clicked(self) -> None:
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        from napari_posetrack.core.tools.export import export_labels
+
+        if self.project.labels is None:
+            show_error("Export: no labels are open.")
+            return
+        out = self.output.text()
+        if not out:
+            show_error("Export: choose the file to write.")
+            return
+        self.run_button.setEnabled(False)
+        self.status.setText("writing…")
+        snapshot = self.project.labels.copy()  # the user may keep editing while the file is written
+        options = (
+            {"extract_frames": True}
+            if self.extract_frames.isEnabled() and self.extract_frames.isChecked()
+            else {}
+        )
+        self.worker = create_worker(
+            export_labels,
+            snapshot,
+            out,
+            self.format_key(),
+            **options,
+            _start_thread=False,
+            _ignore_errors=True,
+        )
+        self.worker.returned.connect(self._on_export_returned)
+        self.worker.errored.connect(self._on_export_errored)
+        self.worker.start()
+
+    def _on_export_returned(self, paths: list[Path]) -> None:
+        from napari.utils.notifications import show_info
+
+        self.run_button.setEnabled(True)
+        self.written = list(paths)
+        text = "Wrote " + ", ".join(str(p) for p in paths)
+        self.status.setText(text)
+        show_info(text)
+
+    def _on_export_errored(self, exc: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        self.run_button.setEnabled(True)
+        self.status.setText(f"Export failed: {exc}")
+        show_error(f"Export failed: {exc}")
