@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,12 +24,13 @@ def demo(tmp_path_factory):
 @pytest.mark.slow
 def test_demo_runs_the_whole_loop_and_says_where_results_are(demo):
     summary, lines = demo
-    metrics = json.loads(open(summary["metrics"]).read())
+    metrics = json.loads(Path(summary["metrics"]).read_text())
     assert {"poses", "tracking"} <= set(metrics)
     for key in ("predictions", "analysis", "csv"):
         assert any(summary[key] in line for line in lines)
     assert len(summary["runs"]) == 2  # centroid + centered instance
-    assert lines[0].startswith("[1/6]") and lines[-5].startswith("done in")
+    assert lines[0].startswith("[1/6]") and lines[-6].startswith("done in")
+    assert lines[-1].split()[-1].endswith("summary.json")
 
 
 @pytest.mark.slow
@@ -58,3 +60,13 @@ def test_evaluate_runs_command_prints_a_table_and_writes_json(demo, tmp_path, ca
     assert main(["evaluate", "--runs", runs_dir, "--labels", summary["labels"], "--device", "cpu", "--json", str(out)]) == 0
     assert "median px" in capsys.readouterr().out
     assert json.loads(out.read_text())[0]["pipeline"] == "topdown"
+
+
+@pytest.mark.slow
+def test_a_model_that_finds_nothing_scores_nothing(demo):
+    """Predictions are scored alone: the ground truth they sit beside must not count as found."""
+    summary, _ = demo
+    runs_dir = summary["runs"][0].rsplit("/", 1)[0]
+    rows = compare_models(runs_dir, labels=summary["labels"], options=InferenceOptions(device="cpu", peak_threshold=1.5))
+    assert rows[0]["predicted_instances"] == 0
+    assert rows[0]["metrics"]["oks"]["mAP"] == 0.0

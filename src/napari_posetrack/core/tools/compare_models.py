@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from napari_posetrack.core.errors import MissingFileError, PoseTrackError
-from napari_posetrack.core.labels import USER, Labels
+from napari_posetrack.core.labels import PREDICTED, USER, Labels
 
 
 @dataclass
@@ -148,12 +148,16 @@ def compare_models(
         pipeline = load_pipeline(model_set.runs, options)
         for v in np.unique(pairs[:, 0]):
             predict_labels(scored, pipeline, target="labelled", videos=[int(v)])
+        # only the model's output is scored: a model that finds nothing must not be judged on the
+        # ground truth the predictions were added beside
+        predicted = scored.subset(np.flatnonzero(scored.instances.kind == PREDICTED))
         rows.append({
             "model": model_set.name,
             "pipeline": model_set.pipeline,
-            "validation_frames": int(len(pairs)),
+            "validation_frames": len(pairs),
+            "predicted_instances": int(predicted.n_instances),
             "best_val_loss": _best_val_loss(model_set.runs[-1]),
-            "metrics": evaluate_poses(truth, scored),
+            "metrics": evaluate_poses(truth, predicted),
         })
     return rows
 
