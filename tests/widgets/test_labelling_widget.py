@@ -15,7 +15,7 @@ import pytest
 
 napari = pytest.importorskip("napari")
 
-from napari.layers.base._base_constants import ActionType
+from napari.layers.base import ActionType
 
 from napari_posetrack._widgets._project import project_for
 from napari_posetrack._widgets.labelling import LabellingWidget
@@ -430,8 +430,45 @@ def test_widgets_docked_through_the_manifest_share_one_project(make_napari_viewe
     """napari gives every plugin widget its own proxy of the viewer; they must still share the project."""
     viewer = make_napari_viewer()
     _, labelling = viewer.window.add_plugin_dock_widget("napari-posetrack", "Labelling")
-    _, tools = viewer.window.add_plugin_dock_widget("napari-posetrack", "Tools")
+    _, _tools = viewer.window.add_plugin_dock_widget("napari-posetrack", "Tools")
     assert labelling.project is project_for(viewer)
     labelling.open_path(sample_copy)
     assert project_for(viewer).labels is labelling.project.labels
     assert "poses: sample.mp4" in [layer.name for layer in viewer.layers]
+
+
+@pytest.mark.slow
+def test_real_fly_labels_edit_save_reload(make_napari_viewer, flies, tmp_path):
+    """The real SLEAP file: edits through the layer API and its events, saved, reloaded, compared."""
+    original = load_labels(flies / "clip.slp")
+    target = tmp_path / "clip.slp"
+    shutil.copy(flies / "clip.slp", target)
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    assert widget.open_path(target)
+    project = project_for(viewer)
+    layer = project.points_layer
+    present = int((~np.isnan(original.instances.points).any(axis=-1)).sum())
+    assert len(layer.data) == present
+
+    row = int(np.flatnonzero(np.rint(layer.data[:, 0]) == 700)[0])
+    instance_id = int(layer.features["instance"][row])
+    node = str(layer.features["node"][row])
+    before = _point(project.labels, instance_id, node).copy()
+    _drag(layer, [row], (2.5, -1.5))
+    # napari's own deletion of another point of the same instance
+    other = int(np.flatnonzero(layer.features["instance"].to_numpy() == instance_id)[-1])
+    other_node = str(layer.features["node"][other])
+    layer.selected_data = {other}
+    layer.remove_selected()
+    widget.save()
+
+    reloaded = load_labels(target)
+    assert_labels_equal(reloaded, project.labels)
+    np.testing.assert_allclose(_point(reloaded, instance_id, node), before + [-1.5, 2.5])
+    assert np.isnan(_point(reloaded, instance_id, other_node)).all()
+    # every other instance is exactly as it was
+    keep = original.instances.instance_id != instance_id
+    np.testing.assert_array_equal(
+        original.instances.points[keep], reloaded.instances.points[reloaded.instances.instance_id != instance_id]
+    )
