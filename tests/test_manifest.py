@@ -22,7 +22,7 @@ print(json.dumps({{
     "readers": [r.command for r in manifest.contributions.readers],
     "writers": [w.command for w in manifest.contributions.writers],
     "samples": [s.key for s in manifest.contributions.sample_data],
-    "widgets": len(manifest.contributions.widgets or []),
+    "widgets": [w.display_name for w in manifest.contributions.widgets or []],
 }}))
 """
 
@@ -44,7 +44,9 @@ def test_manifest_loads_without_heavy_imports():
     ]
     assert facts["writers"] == ["napari-posetrack.write_slp", "napari-posetrack.write_dlc_csv"]
     assert facts["samples"] == ["generated"]
-    assert facts["widgets"] == 0
+    assert facts["widgets"] == [
+        "Labelling", "Skeleton", "Suggestions", "Training", "Inference and tracking", "Tools"
+    ]
 
 
 def test_npe2_validate():
@@ -67,3 +69,17 @@ def test_every_command_resolves_to_a_callable():
         module, _, name = command.python_name.partition(":")
         obj = __import__(module, fromlist=[name])
         assert callable(getattr(obj, name)), command.id
+
+
+def test_opening_the_widgets_imports_no_torch_av_or_cv2():
+    """The dock widgets import the engine's heavy libraries only when a job needs them."""
+    probe = (
+        "import sys\n"
+        "from napari_posetrack.demo_viewer import WIDGETS\n"
+        "import importlib\n"
+        "for module, cls, _ in WIDGETS:\n"
+        "    getattr(importlib.import_module(f'napari_posetrack._widgets.{module}'), cls)\n"
+        "print(sorted(m for m in ('torch', 'av', 'cv2', 'matplotlib') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
