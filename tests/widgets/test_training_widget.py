@@ -262,7 +262,7 @@ def test_training_runs_in_a_subprocess_with_a_live_plot(widget, sample_files, tm
     events = [r["event"] for r in records]
     assert events == [r["event"] for r in read_metrics(run_dir / "metrics.jsonl")]
     assert events.count("batch") == 4 and events.count("epoch") == 2 and events[-1] == "end"
-    lines = widget._plot_lines
+    lines = widget.plot.lines
     assert len(lines["batch"].get_xdata()) == 4 and len(lines["val"].get_ydata()) == 2
     assert "finished" in widget.status_label.text()
     # the best model so far predicted the current frame while training
@@ -369,7 +369,7 @@ def test_screenshot(widget, sample_files, screenshot_dir, qtbot):
         widget.form(model).controls["data.input_scaling"].setText("4.0")  # a box that fits the 64 px frame
     widget._on_form_changed()
     # a loss curve, as a running training shows it
-    from napari_posetrack._widgets.training import LossHistory
+    from napari_posetrack._widgets._loss_plot import LossHistory
 
     widget.history = LossHistory("centroid", epochs=5)
     for i, rec in enumerate(
@@ -394,7 +394,7 @@ def test_screenshot(widget, sample_files, screenshot_dir, qtbot):
 
 
 def test_loss_history_eta():
-    from napari_posetrack._widgets.training import LossHistory
+    from napari_posetrack._widgets._loss_plot import LossHistory
 
     h = LossHistory("single_instance", epochs=10)
     h.add({"event": "start", "steps_per_epoch": 10})

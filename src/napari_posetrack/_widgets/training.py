@@ -19,7 +19,6 @@ training in a child process watched by :mod:`._training_process`).
 from __future__ import annotations
 
 import datetime
-import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +44,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_posetrack._widgets._config_form import ConfigForm
+from napari_posetrack._widgets._loss_plot import LossHistory, LossPlot, format_duration
 from napari_posetrack._widgets._training_process import TrainingProcess, TrainingStep
 from napari_posetrack.core.config import FIELD_HELP, TrainingConfig, baseline_profile, topdown_configs
 from napari_posetrack.core.errors import PoseTrackError
@@ -82,57 +82,6 @@ def models_of(pipeline: str) -> list[str]:
     return ["centroid", "centered_instance"] if pipeline == "topdown" else [pipeline]
 
 
-def _fmt_duration(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-class LossHistory:
-    """The records of the model being trained, as arrays the loss plot draws."""
-
-    def __init__(self, model: str = "", epochs: int = 0) -> None:
-        self.model = model
-        self.epochs = epochs
-        self.steps_per_epoch = 0
-        self.max_steps: int | None = None
-        self.batch_steps: list[int] = []
-        self.batch_loss: list[float] = []
-        self.epoch_steps: list[int] = []
-        self.train_loss: list[float] = []
-        self.val_loss: list[float] = []
-        self.last: dict[str, Any] = {}
-
-    def add(self, record: dict[str, Any]) -> None:
-        event = record.get("event")
-        if event == "start":
-            self.steps_per_epoch = int(record.get("steps_per_epoch") or 0)
-        elif event == "batch":
-            self.batch_steps.append(int(record["step"]))
-            self.batch_loss.append(float(record["loss"]))
-        elif event == "epoch":
-            self.epoch_steps.append(int(record["step"]))
-            self.train_loss.append(float(record["train_loss"]))
-            self.val_loss.append(float(record["val_loss"]))
-        self.last = record
-
-    def eta(self) -> float:
-        """Seconds left, from the time per step so far (``nan`` before the first batch)."""
-        rec = self.last
-        step, elapsed = rec.get("step"), rec.get("elapsed")
-        if not step or elapsed is None or not self.steps_per_epoch:
-            return math.nan
-        total = self.epochs * self.steps_per_epoch
-        if self.max_steps is not None:
-            total = min(total, self.max_steps)
-        return float(elapsed) / int(step) * max(total - int(step), 0)
-
-
 class TrainingWidget(QWidget):
     """Configure and run training (see the module docstring)."""
 
@@ -150,8 +99,6 @@ class TrainingWidget(QWidget):
         self._preview_worker: Any = None
         self.sample_worker: Any = None
         self.predict_worker: Any = None
-        self._plot_lines: dict[str, Any] = {}
-        self._last_draw = 0.0
 
         self.process = TrainingProcess(self)
         self.process.step_started.connect(self._on_process_step_started)
@@ -355,9 +302,8 @@ class TrainingWidget(QWidget):
         self.status_label.setToolTip("What the training is doing: model, epoch, batch, losses, time left.")
         outer.addWidget(self.status_label)
 
-        from napari_posetrack._widgets._plot import PlotCanvas
 
-        self.plot = PlotCanvas(self, height=2.4)
+        self.plot = LossPlot(self, height=2.4)
         self.plot.setObjectName("loss_plot")
         self.plot.setToolTip(
             "Training loss of each batch (thin line) and the mean training and validation loss of each epoch "
@@ -761,13 +707,13 @@ class TrainingWidget(QWidget):
         elif event == "batch":
             self.status_label.setText(
                 f"{title}: epoch {int(record['epoch']) + 1}/{h.epochs}, batch {int(record['batch']) + 1}/"
-                f"{h.steps_per_epoch}, loss {float(record['loss']):.4g}, time left ~{_fmt_duration(h.eta())}"
+                f"{h.steps_per_epoch}, loss {float(record['loss']):.4g}, time left ~{format_duration(h.eta())}"
             )
         elif event == "epoch":
             self.status_label.setText(
                 f"{title}: epoch {int(record['epoch']) + 1}/{h.epochs} done, train loss "
                 f"{float(record['train_loss']):.4g}, validation loss {float(record['val_loss']):.4g}, error "
-                f"{float(record['val_mean_pixel_error']):.1f} px, time left ~{_fmt_duration(h.eta())}"
+                f"{float(record['val_mean_pixel_error']):.1f} px, time left ~{format_duration(h.eta())}"
             )
             if record.get("best") and self.sample_check.isChecked():
                 self._start_sample_prediction(model)
@@ -809,7 +755,7 @@ class TrainingWidget(QWidget):
     def predict_after_training(self, run_dirs: list[Path]) -> Any:
         """Predict with the new models on the chosen frames (the inference widget's engine does the work)."""
         try:
-            from napari_posetrack._widgets.inference import predict_in_background
+            from napari_posetrack._widgets._background import predict_in_background
         except ImportError as err:
             self._error(f"Cannot predict after training: the inference module is unavailable ({err})")
             return None
@@ -898,35 +844,10 @@ class TrainingWidget(QWidget):
 
     # ------------------------------------------------------------------ plot
     def _reset_plot(self, title: str) -> None:
-        ax = self.plot.axes()
-        ax.set_xlabel("training step (batch)")
-        ax.set_ylabel("loss")
-        ax.set_title(title or "loss", fontsize=9)
-        (batch,) = ax.plot([], [], lw=0.8, alpha=0.6, color="tab:blue", label="batch")
-        (train,) = ax.plot([], [], "o-", ms=3, color="tab:orange", label="train (epoch)")
-        (val,) = ax.plot([], [], "s-", ms=3, color="tab:green", label="validation (epoch)")
-        ax.legend(fontsize=7, loc="upper right")
-        self._axes = ax
-        self._plot_lines = {"batch": batch, "train": train, "val": val}
-        self.plot.draw()
+        self.plot.reset(title)
 
     def _update_plot(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_draw < 0.2:
-            return  # batches can arrive faster than is worth redrawing
-        self._last_draw = now
-        h = self.history
-        lines = self._plot_lines
-        lines["batch"].set_data(h.batch_steps, h.batch_loss)
-        lines["train"].set_data(h.epoch_steps, h.train_loss)
-        lines["val"].set_data(h.epoch_steps, h.val_loss)
-        values = [v for v in h.batch_loss + h.train_loss + h.val_loss if math.isfinite(v)]
-        ax = self._axes
-        if values and min(values) > 0:
-            ax.set_yscale("log")
-        ax.relim()
-        ax.autoscale_view()
-        self.plot.draw()
+        self.plot.show_history(self.history, force=force)
 
     # ------------------------------------------------------------------ misc
     def _error(self, message: str) -> None:
