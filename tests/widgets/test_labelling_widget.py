@@ -143,6 +143,13 @@ def test_new_instance_add_mode_occlusion_delete(make_napari_viewer, sample_copy)
     hollow = layer.face_color[int(np.flatnonzero(layer.features["instance"].to_numpy() == new_id)[2]), 3]
     assert hollow == 0.0
 
+    # the same from the point's right-click menu: occluded -> visible again
+    menu = widget.point_menu(point_row)
+    actions = {a.text(): a for a in menu.actions()}
+    assert set(actions) == {"Mark visible", "Delete this instance"}
+    actions["Mark visible"].trigger()
+    assert labels.instances.visible[labels.row_of_id(np.array([new_id]))[0], node]
+
     # delete the instance, undo brings it back with the same id
     layer.selected_data = {int(np.flatnonzero(layer.features["instance"].to_numpy() == new_id)[0])}
     widget.delete_selected_instances()
@@ -369,6 +376,7 @@ class _MouseEvent:
     up_direction: Any = None
     dims_displayed: list[int] = field(default_factory=lambda: [1, 2])
     handled: bool = False
+    button: int = 1
 
 
 def test_mouse_drag_moves_points_and_skeleton_follows(make_napari_viewer, sample_copy, qtbot):
@@ -424,6 +432,16 @@ def test_mouse_drag_moves_points_and_skeleton_follows(make_napari_viewer, sample
     np.testing.assert_allclose(project.labels.instances.points[row_index], whole_before + [4.0, 6.0], atol=1e-6)
     widget.undo()
     np.testing.assert_allclose(project.labels.instances.points[row_index], whole_before)
+
+    # a right click on a point asks for its menu
+    start = tuple(layer.data[row])
+    with qtbot.waitSignal(project.events.point_menu_requested) as asked:
+        mouse_press_callbacks(layer, event("mouse_press", start, [], button=2))
+    (clicked,) = asked.args  # the point under the cursor (the topmost where points overlap)
+    assert np.linalg.norm(layer.data[clicked, 1:] - np.asarray(start[1:])) <= layer.size[clicked]
+    menu = widget.open_menu
+    assert menu is not None and menu.isVisible() and layer.selected_data == {clicked}
+    menu.close()
 
 
 def test_widgets_docked_through_the_manifest_share_one_project(make_napari_viewer, sample_copy):

@@ -55,6 +55,8 @@ class ProjectEvents(SignalGroup):
     """The shown video changed (its index)."""
     saved = Signal(object)
     """The labels were saved (the path)."""
+    point_menu_requested = Signal(int)
+    """A point was right-clicked (its row in the Points layer): the labelling widget shows a menu."""
 
 
 def _frame_video_keys(video: np.ndarray, frame: np.ndarray) -> np.ndarray:
@@ -96,6 +98,11 @@ class PoseProject:
         self._autosave_timer.setInterval(AUTOSAVE_INTERVAL_MS)
         self._autosave_timer.timeout.connect(self.autosave)
         self._autosave_timer.start()
+        from qtpy.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:  # closing napari with unsaved edits leaves them in the recovery file
+            app.aboutToQuit.connect(self.autosave)
         viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # ------------------------------------------------------------------ properties
@@ -659,7 +666,15 @@ class PoseProject:
 
     # ------------------------------------------------------------------ mouse
     def _on_points_drag(self, layer: Any, event: Any) -> Any:
-        """Alt-drag moves the whole instance under the cursor; any drag keeps the skeleton drawn."""
+        """Alt-drag moves the whole instance under the cursor; any drag keeps the skeleton drawn.
+
+        A right click on a point asks for the point menu (occlude, to user instance, delete).
+        """
+        if getattr(event, "button", 1) == 2:
+            value = layer.get_value(event.position, world=True)
+            if value is not None:
+                self.events.point_menu_requested.emit(int(value))
+            return
         if "Alt" in event.modifiers and layer.mode == "select":
             value = layer.get_value(event.position, world=True)
             if value is not None:

@@ -49,6 +49,7 @@ MOUSE_HELP: tuple[tuple[str, str], ...] = (
     ("Alt + drag a point", "Move the whole instance"),
     ("Click in add mode (2 / P)", "Place the next missing node of the active instance"),
     ("Double-click a prediction", "Turn it into a user instance"),
+    ("Right-click a point", "Menu: occluded / visible, to user instance, delete the instance"),
     ("Delete / Backspace", "Remove the selected points (napari)"),
 )
 

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
+    QMenu,
     QMessageBox,
     QPushButton,
     QVBoxLayout,
@@ -55,6 +56,7 @@ class LabellingWidget(QWidget):
         self._repeat_at = 0.0
         self._repeats = 0
         self._help: QDialog | None = None
+        self.open_menu: QMenu | None = None
 
         layout = QVBoxLayout(self)
         layout.addWidget(self._file_box())
@@ -72,6 +74,7 @@ class LabellingWidget(QWidget):
         self.project.events.labels_changed.connect(self._on_project_changed)
         self.project.events.video_changed.connect(self._on_project_video)
         self.project.events.saved.connect(self._on_project_saved)
+        self.project.events.point_menu_requested.connect(self._on_point_menu_requested)
         self._on_project_replaced()
 
     # ------------------------------------------------------------------ layout
@@ -396,6 +399,26 @@ class LabellingWidget(QWidget):
         for instance_id in ids.tolist():
             project.promote(instance_id)
         self.status.setText(f"{len(ids)} prediction(s) turned into user instances.")
+
+    def point_menu(self, row: int) -> QMenu:
+        """The right-click menu of a point (Points layer ``row``), acting on it and its instance."""
+        layer = self.project.points_layer
+        layer.selected_data = {int(row)}
+        menu = QMenu(self)
+        menu.setObjectName("point_menu")
+        visible = bool(layer.features["visible"].to_numpy()[row])
+        menu.addAction("Mark occluded" if visible else "Mark visible", self.toggle_visible)
+        if layer.features["kind"].to_numpy()[row] == "predicted":
+            menu.addAction("Turn into a user instance", self.promote_selected)
+        menu.addAction("Delete this instance", self.delete_selected_instances)
+        return menu
+
+    def _on_point_menu_requested(self, row: int) -> None:
+        from qtpy.QtGui import QCursor
+
+        # popup, not exec: a modal menu would block the caller (napari's mouse handler)
+        self.open_menu = self.point_menu(row)
+        self.open_menu.popup(QCursor.pos())
 
     # ------------------------------------------------------------------ navigation
     def _go(self, frame: int | None, what: str) -> None:
