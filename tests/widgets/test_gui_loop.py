@@ -6,6 +6,8 @@ and track -> export -> save, reload and compare.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -74,6 +76,7 @@ def test_label_train_predict_track_export_through_the_widgets(make_napari_viewer
     run_dirs, cancelled = finished.args
     assert not cancelled and (records and records[-1]["event"] == "end")
     (run_dir,) = run_dirs
+    assert (Path(run_dir) / "best.ckpt").is_file()
 
     # predict every frame and track two identities; results arrive as layers
     inference = widgets["inference"]
