@@ -158,7 +158,7 @@ def _store_metadata(labels: Labels, video: int | None) -> dict[str, Any]:
 
 
 def labels_to_points(
-    labels: Labels, video: int = 0
+    labels: Labels, video: int = 0, frames: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
     """The Points layer data of one video: ``(data, features, metadata)``.
 
@@ -171,6 +171,8 @@ def labels_to_points(
         The store.
     video
         Index of the video whose instances become points.
+    frames
+        Only these frames (a partial redraw after an edit); the metadata then describes only them.
 
     Returns
     -------
@@ -184,6 +186,8 @@ def labels_to_points(
     t = labels.instances
     n_nodes = labels.n_nodes
     rows = labels.rows(video=video)
+    if frames is not None:
+        rows = rows[np.isin(t.frame[rows], np.asarray(frames, dtype=np.int64))]
     pts = t.points[rows]
     present = ~np.isnan(pts).any(axis=-1)
     shown = present.any(axis=1) & ~labels.shadowed_predictions()[rows]

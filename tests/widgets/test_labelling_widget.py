@@ -23,6 +23,7 @@ from napari_posetrack.core.io import load_labels
 from napari_posetrack.core.labels import PREDICTED, USER, assert_labels_equal
 from napari_posetrack.core.sample import write_sample
 from napari_posetrack.core.session import autosave_path
+from napari_posetrack.layers import labels_to_points
 
 pytestmark = pytest.mark.gui
 
@@ -52,6 +53,13 @@ def _drag(layer, rows: list[int], shift: tuple[float, float]) -> None:
                       vertex_indices=((),))
 
 
+def _layer_yx(layer, instance_id: int, node: str) -> np.ndarray:
+    """Where the layer draws one node of one instance (rows move when frames are redrawn)."""
+    f = layer.features
+    (row,) = np.flatnonzero((f["instance"].to_numpy() == instance_id) & (f["node"].to_numpy() == node))
+    return np.asarray(layer.data)[row, 1:]
+
+
 def _point(labels, instance_id: int, node: str) -> np.ndarray:
     row = labels.row_of_id(np.array([instance_id]))[0]
     return labels.instances.points[row, labels.skeleton.node_index(node)]
@@ -70,7 +78,10 @@ def test_drag_undo_redo_save_reload(make_napari_viewer, sample_copy):
     instance_id = int(layer.features["instance"][row])
     node = str(layer.features["node"][row])
     before = _point(project.labels, instance_id, node).copy()
+    project.go_to(int(layer.data[row, 0]))  # points are dragged on the frame shown
     vectors_before = viewer.layers["skeleton: sample.mp4"].data.copy()
+    # only the shown frame's skeleton is drawn
+    assert set(vectors_before[:, 0, 0].tolist()) == {layer.data[row, 0]}
     _drag(layer, [row], (4.0, -3.0))  # dy, dx
     after = _point(project.labels, instance_id, node)
     np.testing.assert_allclose(after, before + [-3.0, 4.0])  # the store is x, y
@@ -80,7 +91,7 @@ def test_drag_undo_redo_save_reload(make_napari_viewer, sample_copy):
 
     widget.undo()
     np.testing.assert_allclose(_point(project.labels, instance_id, node), before)
-    np.testing.assert_allclose(layer.data[row, 1:], before[::-1])  # the layer shows the undone state
+    np.testing.assert_allclose(_layer_yx(layer, instance_id, node), before[::-1])  # the layer shows the undo
     widget.redo()
     np.testing.assert_allclose(_point(project.labels, instance_id, node), before + [-3.0, 4.0])
 
@@ -207,6 +218,17 @@ def test_prediction_promotion_and_bulk_delete(make_napari_viewer, sample_copy):
     promoted = project.active_instance
     prow = labels.row_of_id(np.array([promoted]))[0]
     assert labels.instances.kind[prow] == USER and labels.instances.from_predicted[prow] >= 0
+    # only that frame was redrawn: its rows match the store, with the right marker per kind
+    frame = int(labels.instances.frame[prow])
+    layer = project.points_layer
+    on_frame = np.flatnonzero(np.rint(layer.data[:, 0]) == frame)
+    expected_data, expected_features, _ = labels_to_points(labels, 0, np.array([frame]))
+    shown = sorted(zip(layer.features["instance"].to_numpy()[on_frame], layer.features["node"].to_numpy()[on_frame]))
+    assert shown == sorted(zip(expected_features["instance"], expected_features["node"]))
+    kinds = layer.features["kind"].to_numpy()[on_frame]
+    symbols = np.array([str(x) for x in layer.symbol[on_frame]])
+    assert set(symbols[kinds == "predicted"]) == {"diamond"} and set(symbols[kinds == "user"]) == {"disc"}
+    assert len(layer.data) == len(labels_to_points(labels, 0)[0])
     # the promoted prediction is now hidden under its user copy
     assert len(np.flatnonzero(project.points_layer.features["kind"].to_numpy() == "predicted")) == len(pred_rows) - labels.n_nodes
 
@@ -425,7 +447,7 @@ def test_mouse_drag_moves_points_and_skeleton_follows(make_napari_viewer, sample
     # Alt-drag: every point of the instance moves by the same amount, one undo step
     row_index = project.labels.row_of_id(np.array([instance_id]))[0]
     whole_before = project.labels.instances.points[row_index].copy()
-    start = tuple(layer.data[row])
+    start = (float(frame), *_layer_yx(layer, instance_id, node))
     end = (start[0], start[1] + 6.0, start[2] + 4.0)
     layer.selected_data = set()
     drag(["Alt"])
@@ -434,6 +456,7 @@ def test_mouse_drag_moves_points_and_skeleton_follows(make_napari_viewer, sample
     np.testing.assert_allclose(project.labels.instances.points[row_index], whole_before)
 
     # a right click on a point asks for its menu
+    row = int(np.flatnonzero(np.rint(layer.data[:, 0]) == frame)[0])  # rows move when a frame is redrawn
     start = tuple(layer.data[row])
     with qtbot.waitSignal(project.events.point_menu_requested) as asked:
         mouse_press_callbacks(layer, event("mouse_press", start, [], button=2))

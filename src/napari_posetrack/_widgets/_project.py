@@ -42,6 +42,10 @@ DRAG_REDRAW_MS = 15
 # after edits settle, refresh the layer metadata (used by napari's own writers) and the tracks
 IDLE_SYNC_MS = 600
 UNTITLED_AUTOSAVE_DIR = Path.home() / ".cache" / "napari-posetrack"
+# edits touching at most this many frames redraw only those frames' points (big projects stay fast)
+PARTIAL_REDRAW_MAX_FRAMES = 64
+# edits after which the Tracks layer needs recomputing (moving points shifts a centroid a little only)
+_MOVES = frozenset({"move_points", "move_instance", "set_visible"})
 
 
 class ProjectEvents(SignalGroup):
@@ -104,6 +108,7 @@ class PoseProject:
         if app is not None:  # closing napari with unsaved edits leaves them in the recovery file
             app.aboutToQuit.connect(self.autosave)
         viewer.layers.events.removed.connect(self._on_layer_removed)
+        viewer.dims.events.current_step.connect(self._on_dims_current_step)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -404,6 +409,7 @@ class PoseProject:
                     vector_style="line",
                 )
         self._connect_points()
+        self.redraw_skeleton()
         self.viewer.layers.selection.active = self._points_layer
         self.viewer.title = f"napari-posetrack: {self._tag()} ({self.video_index + 1} of {len(labels.videos)})"
 
@@ -465,6 +471,61 @@ class PoseProject:
         self._tracks_stale = True
         self._idle_timer.start()
 
+    def refresh_frames(self, frames: set[int] | np.ndarray) -> None:
+        """Redraw only the points of ``frames`` of the shown video (after an edit touching few frames).
+
+        Their rows are removed from the Points layer and the labels' rows of those frames appended,
+        so the cost is a few array copies instead of rebuilding (and restyling) every point.
+        """
+        layer, labels = self._points_layer, self.labels
+        if labels is None or layer is None or layer not in self.viewer.layers:
+            self.refresh()
+            return
+        frames = np.fromiter(frames, dtype=np.int64) if isinstance(frames, set) else np.asarray(frames, np.int64)
+        data = np.asarray(layer.data)
+        old_rows = np.flatnonzero(np.isin(np.rint(data[:, 0]).astype(np.int64), frames)) if len(data) else []
+        new_data, new_features, _ = labels_to_points(labels, self.video_index, frames)
+        with self._quiet():
+            layer.selected_data = set()
+            if len(old_rows):
+                layer.remove(old_rows.tolist())
+            if len(new_data):
+                self._append_points(new_data, new_features)
+        self.redraw_skeleton()
+
+    def _append_points(self, data: np.ndarray, features: dict[str, np.ndarray]) -> None:
+        """Append rows with their features and styling.
+
+        napari re-validates every point's marker symbol whenever points are added, so everything is
+        added in one call; the other symbol is then set on just those rows by selecting them (what
+        napari does when the symbol control changes with points selected).
+        """
+        layer = self._points_layer
+        style = points_style(features, layer.metadata)
+        symbols = np.broadcast_to(np.asarray(style["symbol"]).astype(str), (len(data),))
+        start = len(layer.data)
+        first = str(symbols[0])
+        layer.current_symbol = first
+        layer.add(data)
+        others = np.flatnonzero(symbols != first)
+        for symbol in np.unique(symbols[others]):
+            layer.selected_data = set((start + others[symbols[others] == symbol]).tolist())
+            layer.current_symbol = str(symbol)
+        layer.selected_data = set()
+        table = layer.features
+        merged = {}
+        for name in table.columns:
+            column = table[name].to_numpy().copy()
+            if name in features:
+                column[start:] = np.asarray(features[name])
+            merged[name] = column
+        layer.features = merged
+        face, border = np.array(layer.face_color), np.array(layer.border_color)
+        face[start:] = np.asarray(style["face_color"])
+        border[start:] = np.asarray(style["border_color"])
+        layer.face_color = face
+        layer.border_color = border
+
     def _style_points(self) -> None:
         layer = self._points_layer
         features = {c: layer.features[c].to_numpy() for c in layer.features}
@@ -475,16 +536,25 @@ class PoseProject:
             layer.symbol = style["symbol"]
 
     def redraw_skeleton(self) -> None:
-        """Redraw the skeleton lines from the live point positions (follows drags)."""
+        """Redraw the skeleton lines of the current frame from the live point positions.
+
+        Only the shown frame's lines are drawn, so the cost follows the animals on screen, not the
+        length of the video: it runs while points are dragged and whenever the frame changes.
+        """
         layer, vectors_layer = self._points_layer, self._vectors_layer
         if layer is None or vectors_layer is None or vectors_layer not in self.viewer.layers:
             return
-        features = {c: layer.features[c].to_numpy() for c in ("instance", "node", "track", "kind")}
-        vectors, colours = skeleton_vectors(layer.data, features, layer.metadata)
+        data = np.asarray(layer.data)
+        on_frame = np.flatnonzero(np.rint(data[:, 0]) == self.current_frame) if len(data) else []
+        features = {c: layer.features[c].to_numpy()[on_frame] for c in ("instance", "node", "track", "kind")}
+        vectors, colours = skeleton_vectors(data[on_frame], features, layer.metadata)
         with self._quiet():
             vectors_layer.data = vectors
             if len(colours):
                 vectors_layer.edge_color = colours
+
+    def _on_dims_current_step(self, event: Any) -> None:
+        self.redraw_skeleton()
 
     def _redraw_tracks(self) -> None:
         layer = self._points_layer
@@ -516,12 +586,12 @@ class PoseProject:
         labels, layer = self.labels, self._points_layer
         if labels is None or layer is None:
             return
-        if not self._tracks_stale:
-            _, _, metadata = labels_to_points(labels, self.video_index)
-            with self._quiet():
-                layer.metadata = metadata
-        self._tracks_stale = False
-        self._redraw_tracks()
+        _, _, metadata = labels_to_points(labels, self.video_index)
+        with self._quiet():
+            layer.metadata = metadata
+        if self._tracks_stale:
+            self._tracks_stale = False
+            self._redraw_tracks()
 
     # ------------------------------------------------------------------ session -> layers
     def _on_session_changed(self, change: Change) -> None:
@@ -538,7 +608,14 @@ class PoseProject:
             else:
                 self._show(rebuild_video=not video_ok)
         elif not self._from_layer:
-            self.refresh()
+            shown = {f for v, f in change.frames if v == self.video_index}
+            if 0 < len(change.frames) <= PARTIAL_REDRAW_MAX_FRAMES:
+                if shown:
+                    self.refresh_frames(shown)
+                self._tracks_stale = self._tracks_stale or change.action not in _MOVES
+                self._idle_timer.start()
+            else:
+                self.refresh()
         else:
             self._idle_timer.start()
         self.events.labels_changed.emit(change)
@@ -629,7 +706,6 @@ class PoseProject:
                 instance_id, node = target
                 self.session.move_points(instance_id, [node], xy[None], merge_key=None)
                 self.active_instance = instance_id
-        self.refresh()
 
     def _instance_to_complete(self, frame: int) -> tuple[int, int] | None:
         """``(instance id, first missing node)`` of the active user instance on ``frame``, if any."""
@@ -662,7 +738,6 @@ class PoseProject:
                 self.session.clear_points(int(instance_id), gone[gone >= 0])
         if whole:
             self.session.delete_instances(whole)
-        self.refresh()
 
     # ------------------------------------------------------------------ mouse
     def _on_points_drag(self, layer: Any, event: Any) -> Any:
