@@ -222,7 +222,7 @@ def test_prediction_promotion_and_bulk_delete(make_napari_viewer, sample_copy):
     frame = int(labels.instances.frame[prow])
     layer = project.points_layer
     on_frame = np.flatnonzero(np.rint(layer.data[:, 0]) == frame)
-    expected_data, expected_features, _ = labels_to_points(labels, 0, np.array([frame]))
+    _, expected_features, _ = labels_to_points(labels, 0, np.array([frame]))
     shown = sorted(zip(layer.features["instance"].to_numpy()[on_frame], layer.features["node"].to_numpy()[on_frame]))
     assert shown == sorted(zip(expected_features["instance"], expected_features["node"]))
     kinds = layer.features["kind"].to_numpy()[on_frame]
