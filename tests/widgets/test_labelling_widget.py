@@ -513,3 +513,36 @@ def test_real_fly_labels_edit_save_reload(make_napari_viewer, flies, tmp_path):
     np.testing.assert_array_equal(
         original.instances.points[keep], reloaded.instances.points[reloaded.instances.instance_id != instance_id]
     )
+
+
+def test_new_project_from_a_template_add_video_label_save(make_napari_viewer, sample_files, tmp_path):
+    """The guide's project setup: skeleton template -> new project -> add a video -> label -> save."""
+    from napari_posetrack._widgets.skeleton import SkeletonWidget
+
+    viewer = make_napari_viewer()
+    skeleton_widget = SkeletonWidget(viewer)
+    widget = LabellingWidget(viewer)
+    assert skeleton_widget.use_template("head_tail")
+    assert skeleton_widget.new_project()
+    project = project_for(viewer)
+    assert project.labels.skeleton.nodes == load_skeleton_template_nodes("head_tail")
+    assert project.video is None and project.points_layer is not None
+
+    assert widget.add_video(sample_files["video"]) == 0
+    assert "video: sample.mp4" in [layer.name for layer in viewer.layers]
+    project.go_to(4)
+    (instance_id,) = widget.new_instance(at_xy=(30.0, 40.0))
+    widget.undo()
+    widget.redo()
+    target = tmp_path / "new.slp"
+    assert widget.save_to(target) == target
+    reloaded = load_labels(target)
+    assert_labels_equal(reloaded, project.labels)
+    assert reloaded.videos[0].filename.endswith("sample.mp4") and reloaded.n_instances == 1
+    assert reloaded.row_of_id(np.array([instance_id]))[0] == 0
+
+
+def load_skeleton_template_nodes(name: str) -> list[str]:
+    from napari_posetrack.core.skeleton_edit import load_template
+
+    return list(load_template(name).nodes)
