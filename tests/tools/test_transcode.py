@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from napari_posetrack.core.errors import FileFormatError
-from napari_posetrack.core.tools.transcode import TranscodeCancelled, transcode_folder, transcode_video
+from napari_posetrack.core.tools.transcode import (
+    TranscodeCancelled,
+    transcode_files,
+    transcode_folder,
+    transcode_video,
+)
 from napari_posetrack.core.video import open_video
 
 N_FRAMES = 60
@@ -90,6 +95,20 @@ def test_folder_skips_existing_outputs(source, tmp_path):
     assert calls[-1] == (5, 5)
     with open_video(dst_dir / "a.mp4") as reader:
         assert reader.n_frames == 5
+
+
+def test_listed_files_overwrite_and_count_frames_over_all_files(source, tmp_path):
+    dst_dir = tmp_path / "out"
+    dst_dir.mkdir()
+    (dst_dir / "centered_pair_small.mp4").write_bytes(b"old output")
+    calls = []
+    outputs = transcode_files(
+        [source, source], dst_dir, max_frames=4, overwrite=True, progress=lambda d, t: calls.append((d, t))
+    )
+    assert outputs == [dst_dir / "centered_pair_small.mp4"] * 2
+    assert calls[-1] == (8, 8) and all(t == 8 for _, t in calls)  # one total over both files
+    with open_video(dst_dir / "centered_pair_small.mp4") as reader:
+        assert reader.n_frames == 4
 
 
 def test_cli_subcommand(source, tmp_path):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -385,7 +385,8 @@ class PoseProject:
         )
         self._remove_own_layers(keep_video=same_video and not rebuild_video)
         if labels is None or not labels.videos:
-            self._add_points(*labels_to_points(labels, 0) if labels is not None else (None, None, None))
+            if labels is not None:
+                self._add_empty_points(labels)
             return
         layers, problems = labels_to_layers(
             labels, videos=[self.video_index], load_video=self._video_layer is None
@@ -417,13 +418,11 @@ class PoseProject:
         video = self.video
         return (video.name or f"video {self.video_index}") if video is not None else "new project"
 
-    def _add_points(self, data: Any, features: Any, metadata: Any) -> None:
+    def _add_empty_points(self, labels: Labels) -> None:
         """The Points layer of a project with no video yet (labelling starts after a video is added)."""
-        if self.labels is None:
-            return
         from napari_posetrack.layers import points_layer
 
-        d, kwargs, _ = points_layer(data, features, metadata, f"poses: {self._tag()}")
+        d, kwargs, _ = points_layer(*labels_to_points(labels, 0), f"poses: {self._tag()}")
         with self._quiet():
             self._points_layer = self.viewer.add_points(d, **kwargs)
         self._connect_points()
@@ -788,12 +787,6 @@ class PoseProject:
         new_id = self.session.promote_prediction(instance_id)
         self.active_instance = new_id
         return new_id
-
-    def run_edit(self, edit: Callable[[], Any]) -> Any:
-        """Run a session edit from a widget and return its result (layers follow through the session)."""
-        if self.session is None:
-            raise ValueError("no labels are open")
-        return edit()
 
 
 _PROJECTS: dict[int, tuple[weakref.ReferenceType, PoseProject]] = {}

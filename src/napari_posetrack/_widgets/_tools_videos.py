@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,38 +30,10 @@ if TYPE_CHECKING:
     from napari_posetrack._widgets._project import PoseProject
 
 
-def transcode_many(
-    sources: list[Path],
-    out_dir: Path,
-    options: dict[str, Any],
-    progress: Callable[[int, int, int, int], None],
-    cancel: Callable[[], bool],
-) -> list[tuple[Path, Path]]:
-    """Worker body: transcode each source into ``out_dir/<stem>.mp4`` with ``transcode_video``.
-
-    ``progress(file index, n files, frames done, frames in this file)`` after each frame.
-    Returns ``(source, output)`` pairs of the files written; raises ``TranscodeCancelled`` on cancel
-    (files finished before stay, the one in progress is discarded by ``transcode_video``).
-    """
-    from napari_posetrack.core.tools.transcode import transcode_video
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for index, src in enumerate(sources):
-        dst = out_dir / (src.stem + ".mp4")
-
-        def file_progress(done: int, total: int, index: int = index) -> None:
-            progress(index, len(sources), done, total)
-
-        transcode_video(src, dst, progress=file_progress, cancel=cancel, **options)
-        written.append((src, dst))
-    return written
-
-
 class _Relay(QObject):
     """Carries per-frame progress from the worker thread to the GUI thread (queued signal)."""
 
-    progress = Signal(int, int, int, int)
+    progress = Signal(int, int)
 
 
 class VideosTab(QWidget):
@@ -284,13 +255,17 @@ class VideosTab(QWidget):
         self.progress.setValue(0)
         self.status.setText("starting…")
         self._set_running(True)
+        from napari_posetrack.core.tools.transcode import transcode_files
+
+        def run() -> list[tuple[Path, Path]]:
+            outputs = transcode_files(
+                sources, out_dir, progress=self.relay.progress.emit, cancel=self._cancel.is_set,
+                overwrite=True, **self.options(),
+            )
+            return list(zip(sources, outputs))
+
         self.worker = create_worker(
-            transcode_many,
-            sources,
-            out_dir,
-            self.options(),
-            self.relay.progress.emit,
-            self._cancel.is_set,
+            run,
             _start_thread=False,
             _ignore_errors=True,  # handled by _on_worker_errored
         )
@@ -306,10 +281,9 @@ class VideosTab(QWidget):
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
-    def _on_worker_progress(self, index: int, n_files: int, done: int, total: int) -> None:
-        fraction = (index + (done / total if total else 1.0)) / max(n_files, 1)
-        self.progress.setValue(round(100 * fraction))
-        self.status.setText(f"video {index + 1} of {n_files}: frame {done} of {total}")
+    def _on_worker_progress(self, done: int, total: int) -> None:
+        self.progress.setValue(round(100 * done / total) if total else 100)
+        self.status.setText(f"frame {done} of {total} (all videos)")
 
     def _on_worker_returned(self, written: list[tuple[Path, Path]]) -> None:
         self._set_running(False)

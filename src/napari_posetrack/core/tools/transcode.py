@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -188,32 +188,33 @@ def list_videos(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
 
 
-def transcode_folder(
-    src_dir: str | os.PathLike[str],
+def transcode_files(
+    sources: Sequence[str | os.PathLike[str]],
     dst_dir: str | os.PathLike[str],
     *,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
     suffix: str = ".mp4",
+    overwrite: bool = False,
     **kw: Any,
 ) -> list[Path]:
-    """Transcode every video in ``src_dir`` into ``dst_dir`` (same stem, ``suffix`` extension).
+    """Transcode each video of ``sources`` into ``dst_dir`` (same stem, ``suffix`` extension).
 
-    Outputs that already exist are skipped (and still returned). ``progress(done, total)`` counts
-    frames over all files to transcode. Other keywords go to :func:`transcode_video`.
+    Returns the output of every source, in order. Existing outputs are skipped unless
+    ``overwrite``. ``progress(done, total)`` counts frames over all files to transcode; on cancel the
+    files already finished stay and the one in progress is not written. Other keywords go to
+    :func:`transcode_video`.
     """
     from napari_posetrack.core.video import probe_video
 
-    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
-    if not src_dir.is_dir():
-        raise MissingFileError(src_dir, "no such folder")
-    videos = list_videos(src_dir)
+    dst_dir = Path(dst_dir)
+    dst_dir.mkdir(parents=True, exist_ok=True)
     todo: list[tuple[Path, Path, int]] = []
     outputs: list[Path] = []
-    for video in videos:
+    for video in map(Path, sources):
         out = dst_dir / (video.stem + suffix)
         outputs.append(out)
-        if out.exists():
+        if out.exists() and not overwrite:
             continue
         n = int(probe_video(video).n_frames or 0)
         if kw.get("max_frames") is not None:
@@ -230,6 +231,18 @@ def transcode_folder(
         transcode_video(video, out, progress=file_progress, cancel=cancel, **kw)
         finished += n
     return outputs
+
+
+def transcode_folder(
+    src_dir: str | os.PathLike[str],
+    dst_dir: str | os.PathLike[str],
+    **kw: Any,
+) -> list[Path]:
+    """Transcode every video in ``src_dir`` into ``dst_dir`` (see :func:`transcode_files`)."""
+    src_dir = Path(src_dir)
+    if not src_dir.is_dir():
+        raise MissingFileError(src_dir, "no such folder")
+    return transcode_files(list_videos(src_dir), dst_dir, **kw)
 
 
 def _parse_crop(text: str) -> tuple[int, int, int, int]:
