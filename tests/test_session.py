@@ -292,3 +292,38 @@ def test_recovered_package_keeps_its_embedded_frames(flies: Path, tmp_path: Path
     with open_video(recovered.labels.videos[0]) as reader:
         assert reader.frame(0).shape == (384, 384, 1)
     assert_labels_equal(load_labels(project), session.labels)
+
+
+def test_replace_all_is_one_undoable_step_and_keeps_the_object(user: Labels) -> None:
+    session = LabelsSession(user)
+    original = user.copy()
+    holder = session.labels
+    processed = user.copy()
+    processed.delete(np.arange(10))
+    processed.tracks = []
+    seen: list[Change] = []
+    session.changed.append(seen.append)
+    change = session.replace_all(processed, "predict")
+    assert change.whole and seen[-1] is change
+    assert session.labels is holder and holder.n_instances == original.n_instances - 10
+    assert session.dirty
+    session.undo()
+    assert_same(holder, original)
+    assert not session.dirty
+    session.redo()
+    assert holder.n_instances == original.n_instances - 10 and holder.tracks == []
+    with pytest.raises(ValueError, match="different Labels"):
+        session.replace_all(holder)
+
+
+def test_clear_points_makes_nodes_missing_and_undoes(user: Labels) -> None:
+    session = LabelsSession(user)
+    instance_id = int(user.instances.instance_id[3])
+    before = user.instances.points[3].copy()
+    session.clear_points(instance_id, [0, 2])
+    row = user.row_of_id(np.array([instance_id]))[0]
+    assert np.isnan(user.instances.points[row, [0, 2]]).all()
+    assert not user.instances.visible[row, [0, 2]].any()
+    np.testing.assert_array_equal(user.instances.points[row, 1], before[1])
+    session.undo()
+    np.testing.assert_array_equal(user.instances.points[row], before)
