@@ -14,9 +14,9 @@ from napari_posetrack.core.tools.export import (
     EXPORT_FORMATS,
     analysis_paths,
     export_labels,
-    merge_into,
     predicted_only,
 )
+from napari_posetrack.core.tools.merge import merge_into
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def _merge_job(base: Any, paths: list[str], out: str | None) -> tuple[Any, dict[str, Any]]:
     """Worker body: merge ``paths`` into ``base`` (a Labels copy or a file) and save when ``out`` is given."""
     from napari_posetrack.core.io import load_labels, save_labels
-    from napari_posetrack.core.tools.export import merge_into
+    from napari_posetrack.core.tools.merge import merge_into
 
     base_labels = load_labels(base) if isinstance(base, str) else base
     merged, summary = merge_into(base_labels, paths)

@@ -3,16 +3,13 @@
 One entry point, :func:`export_labels`, for the formats the Tools widget offers (see
 :data:`EXPORT_FORMATS`): SLEAP ``.slp`` (every instance, or the predictions only), SLEAP analysis
 HDF5 (one file per video, as SLEAP writes them), a tidy CSV (one row per point) and DeepLabCut
-tables (``.csv`` or ``.h5``). Also :func:`merge_into`, which merges labels files into an
-in-memory store (the open project) rather than into a file. Every file is written atomically by
-the format's saver.
+tables (``.csv`` or ``.h5``). Every file is written atomically by the format's saver.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,52 +157,3 @@ def export_labels(labels: Labels, path: str | os.PathLike[str], fmt: str, **kw: 
         raise FileFormatError(out, "DeepLabCut tables hold user labels and these labels have none")
     save_dlc(labels, out, **kw)
     return [out]
-
-
-def merge_into(
-    base: Labels,
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    search_paths: Sequence[str | os.PathLike[str]] = (),
-) -> tuple[Labels, dict[str, Any]]:
-    """Merge labels files into a copy of ``base`` (e.g. the open project), in order.
-
-    Same rules as :func:`napari_posetrack.core.tools.merge.merge_files`: user instances of later
-    files replace matching predictions of earlier ones; videos are matched by path and tracks by
-    name. ``base`` is not modified.
-
-    Returns
-    -------
-    (Labels, dict)
-        The merged copy and a summary ``{"files", "instances", "added", "replaced_predictions",
-        "videos"}`` (``files`` counts the inputs, ``base`` not included).
-
-    Raises
-    ------
-    FileFormatError
-        A file's skeleton has other nodes than ``base`` (both are named).
-    MissingFileError
-        A file does not exist.
-    """
-    from napari_posetrack.core.io import load_labels
-
-    merged = base.copy()
-    added = replaced = 0
-    for path in paths:
-        other = load_labels(path, search_paths=search_paths)
-        if not merged.skeleton.same_nodes(other.skeleton):
-            raise FileFormatError(
-                path,
-                f"skeleton nodes {list(other.skeleton.nodes)} differ from the open project's "
-                f"{list(merged.skeleton.nodes)}; cannot merge",
-            )
-        summary = merged.merge(other)
-        added += int(summary["added"])
-        replaced += int(summary["replaced_predictions"])
-    return merged, {
-        "files": len(paths),
-        "instances": merged.n_instances,
-        "added": added,
-        "replaced_predictions": replaced,
-        "videos": len(merged.videos),
-    }

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_posetrack.core.errors import FileFormatError
+from napari_posetrack.core.labels import Labels
 
 
 def merge_files(
@@ -38,27 +39,65 @@ def merge_files(
     files = [Path(p) for p in paths]
     if not files:
         raise FileFormatError(out, "no input files to merge")
-    merged = load_labels(files[0], search_paths=search_paths)
+    first = load_labels(files[0], search_paths=search_paths)
+    merged, summary = _merge_in(first, files[1:], search_paths, f"those of {files[0]}")
+    save_labels(merged, out)
+    return {**summary, "files": len(files), "output": os.fspath(out)}
+
+
+def merge_into(
+    base: Labels,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    search_paths: Sequence[str | os.PathLike[str]] = (),
+) -> tuple[Labels, dict[str, Any]]:
+    """Merge labels files into a copy of ``base`` (e.g. the open project), in order.
+
+    Same rules as :func:`merge_files`; ``base`` is not modified.
+
+    Returns
+    -------
+    (Labels, dict)
+        The merged copy and a summary ``{"files", "instances", "added", "replaced_predictions",
+        "videos"}`` (``files`` counts the inputs, ``base`` not included).
+
+    Raises
+    ------
+    FileFormatError
+        A file's skeleton has other nodes than ``base`` (both are named).
+    MissingFileError
+        A file does not exist.
+    """
+    return _merge_in(base.copy(), paths, search_paths, "the open project's")
+
+
+def _merge_in(
+    merged: Labels,
+    paths: Sequence[str | os.PathLike[str]],
+    search_paths: Sequence[str | os.PathLike[str]],
+    base_name: str,
+) -> tuple[Labels, dict[str, Any]]:
+    """Merge each file of ``paths`` into ``merged`` in place; ``base_name`` names it in errors."""
+    from napari_posetrack.core.io import load_labels
+
     added = replaced = 0
-    for path in files[1:]:
+    for path in paths:
         other = load_labels(path, search_paths=search_paths)
         if not merged.skeleton.same_nodes(other.skeleton):
             raise FileFormatError(
                 path,
-                f"skeleton nodes {list(other.skeleton.nodes)} differ from those of {files[0]} "
+                f"skeleton nodes {list(other.skeleton.nodes)} differ from {base_name} "
                 f"{list(merged.skeleton.nodes)}; cannot merge",
             )
         summary = merged.merge(other)
         added += int(summary["added"])
         replaced += int(summary["replaced_predictions"])
-    save_labels(merged, out)
-    return {
-        "files": len(files),
+    return merged, {
+        "files": len(paths),
         "instances": merged.n_instances,
         "added": added,
         "replaced_predictions": replaced,
         "videos": len(merged.videos),
-        "output": os.fspath(out),
     }
 
 
