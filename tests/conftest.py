@@ -36,3 +36,30 @@ def screenshot_dir() -> Path:
     out = ROOT / "screenshots"
     out.mkdir(exist_ok=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The generated sample at test size: 2 animals, 40 frames of 128 x 128 (video + labels)."""
+    from napari_posetrack.core.sample import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("sample"), n_animals=2, n_frames=40, size=(128, 128), seed=3)
+
+
+@pytest.fixture(scope="session")
+def single_instance_run(small_sample: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A single-instance run (alone in its runs folder) trained for two steps on one animal, on CPU."""
+    import numpy as np
+
+    from napari_posetrack.core.config import baseline_profile
+    from napari_posetrack.core.io import load_labels
+    from napari_posetrack.core.training.run import train
+
+    labels = load_labels(small_sample["labels"])
+    one = labels.subset(np.flatnonzero((labels.instances.track == 0) & (labels.instances.frame < 16)))
+    cfg = baseline_profile("single")
+    cfg.model.unet.filters, cfg.model.unet.max_stride = 8, 8
+    cfg.optimization.epochs = 1
+    cfg.optimization.batches_per_epoch = cfg.optimization.min_batches_per_epoch = 2
+    cfg.outputs.runs_folder = str(tmp_path_factory.mktemp("runs"))
+    return train(cfg, one, device="cpu")

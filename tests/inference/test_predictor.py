@@ -21,30 +21,13 @@ from napari_posetrack.core.labels import PREDICTED, USER
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> dict[str, str]:
-    from napari_posetrack.core.sample import write_sample
-
-    return write_sample(tmp_path_factory.mktemp("sample"), n_animals=2, n_frames=40, size=(128, 128), seed=3)
+def sample(small_sample) -> dict[str, str]:
+    return small_sample
 
 
 @pytest.fixture(scope="module")
-def single_run(sample, tmp_path_factory) -> Path:
-    """A single-instance run trained for a few steps on one animal of the sample."""
-    from napari_posetrack.core.config import baseline_profile
-    from napari_posetrack.core.io import load_labels
-    from napari_posetrack.core.training.run import train
-
-    labels = load_labels(sample["labels"])
-    one = labels.subset(np.flatnonzero((labels.instances.track == 0) & (labels.instances.frame < 16)))
-    cfg = baseline_profile("single")
-    cfg.model.unet.filters, cfg.model.unet.max_stride = 8, 8
-    cfg.optimization.epochs, cfg.optimization.batches_per_epoch, cfg.optimization.min_batches_per_epoch = (
-        1,
-        2,
-        1,
-    )
-    cfg.outputs.runs_folder = str(tmp_path_factory.mktemp("runs"))
-    return train(cfg, one, device="cpu")
+def single_run(single_instance_run) -> Path:
+    return single_instance_run
 
 
 def options(**kw) -> InferenceOptions:

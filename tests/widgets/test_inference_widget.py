@@ -23,25 +23,14 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> dict[str, str]:
-    return write_sample(tmp_path_factory.mktemp("sample"), n_animals=2, n_frames=40, size=(128, 128), seed=3)
+def sample(small_sample) -> dict[str, str]:
+    return small_sample
 
 
 @pytest.fixture(scope="module")
-def runs_folder(sample, tmp_path_factory) -> Path:
+def runs_folder(single_instance_run) -> Path:
     """A runs folder holding one single-instance run trained for two steps on one animal (CPU)."""
-    from napari_posetrack.core.config import baseline_profile
-    from napari_posetrack.core.training.run import train
-
-    labels = load_labels(sample["labels"])
-    one = labels.subset(np.flatnonzero((labels.instances.track == 0) & (labels.instances.frame < 16)))
-    cfg = baseline_profile("single")
-    cfg.model.unet.filters, cfg.model.unet.max_stride = 8, 8
-    cfg.optimization.epochs = 1
-    cfg.optimization.batches_per_epoch = cfg.optimization.min_batches_per_epoch = 2
-    cfg.outputs.runs_folder = str(tmp_path_factory.mktemp("runs"))
-    train(cfg, one, device="cpu")
-    return Path(cfg.outputs.runs_folder)
+    return single_instance_run.parent
 
 
 def _user_only(path: str):
