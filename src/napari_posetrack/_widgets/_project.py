@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import Signal, SignalGroup
 
-from napari_posetrack.core.labels import NO_LINK, PREDICTED, Labels, Video
+from napari_posetrack.core.labels import PREDICTED, Labels, Video
 from napari_posetrack.core.session import Change, LabelsSession, find_autosave
 from napari_posetrack.layers import (
     METADATA_KEY,
@@ -311,9 +311,7 @@ class PoseProject:
             used = np.unique(new.instances.track[new.instances.track >= 0])
             if len(used) == 0:
                 new.tracks = []
-        new.merge(incoming)
-        links = new.instances.from_predicted
-        links[~np.isin(links, new.instances.instance_id)] = NO_LINK
+        new.merge(incoming)  # ``delete`` above already cleared links to the replaced predictions
         self.apply(new, action)
 
     # ------------------------------------------------------------------ saving
