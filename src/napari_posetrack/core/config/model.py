@@ -1,0 +1,275 @@
+"""The ``model`` section: which pipeline is trained and the network that does it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from napari_posetrack.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from napari_posetrack.core.config.training import TrainingConfig
+
+PIPELINES = ("single_instance", "centroid", "centered_instance", "bottomup", "topdown")
+"""Model pipelines. ``topdown`` is a job that trains a ``centroid`` and a ``centered_instance``
+model (split it with :func:`topdown_configs` before building a model)."""
+TRAINABLE_PIPELINES = ("single_instance", "centroid", "centered_instance", "bottomup")
+TORCHVISION_BACKBONES = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    *(f"efficientnet_b{i}" for i in range(8)),
+    "efficientnet_v2_s",
+    "efficientnet_v2_m",
+    "efficientnet_v2_l",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+)
+"""Backbones taken from torchvision (names are torchvision's model builders)."""
+DPK_BACKBONES = ("stacked_densenet", "stacked_hourglass")
+"""DeepPoseKit's models (repeated encoder-decoders with intermediate supervision)."""
+BACKBONES = ("unet", *TORCHVISION_BACKBONES, *DPK_BACKBONES)
+NECKS = ("none", "fpn", "bifpn")
+ACTIVATIONS = ("selu", "relu")
+
+
+@dataclass
+class UNetConfig:
+    """UNet backbone hyperparameters (see :data:`FIELD_HELP`)."""
+
+    stem_stride: int | None = None
+    max_stride: int = 16
+    filters: int = 16
+    filters_rate: float = 2.0
+    middle_block: bool = True
+    up_interpolate: bool = True
+    convs_per_block: int = 2
+
+
+@dataclass
+class NeckConfig:
+    """What mixes the backbone's levels before the heads (see :data:`FIELD_HELP`)."""
+
+    type: str = "none"
+    levels: list[int] = field(default_factory=lambda: [3, 4, 5])
+    channels: int = 128
+    layers: int = 1
+
+
+@dataclass
+class StackedDenseNetConfig:
+    """DeepPoseKit's Stacked DenseNet: densely connected hourglasses (FC-DenseNet blocks)."""
+
+    growth_rate: int = 48
+    bottleneck_factor: int = 1
+    compression_factor: float = 0.5
+    n_stacks: int = 2
+    activation: str = "selu"
+    separable: bool = False
+
+
+@dataclass
+class StackedHourglassConfig:
+    """DeepPoseKit's Stacked Hourglass: hourglasses of residual bottleneck blocks."""
+
+    filters: int = 64
+    bottleneck_factor: int = 2
+    n_stacks: int = 2
+
+
+@dataclass
+class ConfmapHeadConfig:
+    """Gaussian confidence-map head: spread, resolution, levels, weight in the loss, posture graph."""
+
+    sigma: float = 2.5
+    output_stride: int = 4
+    loss_weight: float = 1.0
+    levels: list[int] | None = None
+    posture_graph: bool = False
+
+
+@dataclass
+class PAFHeadConfig:
+    """Part-affinity-field head (bottom-up only)."""
+
+    sigma: float = 15.0
+    output_stride: int = 8
+    loss_weight: float = 1.0
+    levels: list[int] | None = None
+
+
+@dataclass
+class HeadsConfig:
+    """Output heads; the pipeline decides which are built."""
+
+    confmaps: ConfmapHeadConfig = field(default_factory=ConfmapHeadConfig)
+    centroids: ConfmapHeadConfig = field(
+        default_factory=lambda: ConfmapHeadConfig(sigma=5.0, output_stride=2)
+    )
+    pafs: PAFHeadConfig = field(default_factory=PAFHeadConfig)
+
+
+@dataclass
+class ModelConfig:
+    """Which pipeline is trained and the network that does it."""
+
+    pipeline: str = "single_instance"
+    backbone: str = "unet"
+    top_level: int = 5
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    stacked_densenet: StackedDenseNetConfig = field(default_factory=StackedDenseNetConfig)
+    stacked_hourglass: StackedHourglassConfig = field(default_factory=StackedHourglassConfig)
+    neck: NeckConfig = field(default_factory=NeckConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
+
+
+def head_configs(config: TrainingConfig) -> dict[str, ConfmapHeadConfig | PAFHeadConfig]:
+    """The head configs used by ``config.model.pipeline``, keyed by output name."""
+    heads = config.model.heads
+    pipeline = config.model.pipeline
+    if pipeline in ("single_instance", "centered_instance"):
+        return {"confmaps": heads.confmaps}
+    if pipeline == "centroid":
+        return {"centroids": heads.centroids}
+    if pipeline == "bottomup":
+        return {"confmaps": heads.confmaps, "pafs": heads.pafs}
+    if pipeline == "topdown":
+        return {"centroids": heads.centroids, "confmaps": heads.confmaps}
+    raise ConfigError(f"model.pipeline: unknown pipeline {pipeline!r}; use one of {', '.join(PIPELINES)}")
+
+
+def head_strides(head: ConfmapHeadConfig | PAFHeadConfig) -> list[int]:
+    """Every stride a head outputs at while training, finest (the one inference reads) first."""
+    strides = {int(head.output_stride)}
+    if head.levels:
+        strides.update(2 ** int(level) for level in head.levels)
+    return sorted(strides)
+
+
+def n_stacks(config: TrainingConfig) -> int:
+    """How many times the backbone repeats its encoder-decoder (DeepPoseKit models; 1 otherwise)."""
+    backbone = config.model.backbone
+    if backbone == "stacked_densenet":
+        return int(config.model.stacked_densenet.n_stacks)
+    if backbone == "stacked_hourglass":
+        return int(config.model.stacked_hourglass.n_stacks)
+    return 1
+
+
+def model_max_stride(config: TrainingConfig) -> int:
+    """Input height and width must be multiples of this (the model's coarsest stride)."""
+    m = config.model
+    if m.backbone == "unet":
+        stride = int(m.unet.max_stride)
+    else:
+        stride = 2 ** int(m.top_level)
+    if m.neck.type != "none" and m.neck.levels:
+        stride = max(stride, 2 ** max(int(level) for level in m.neck.levels))
+    return stride
+
+
+def training_outputs(config: TrainingConfig) -> dict[str, tuple[str, int]]:
+    """Every output the model makes while training: ``{output key: (target kind, stride)}``.
+
+    The main output of each head keeps the head's name (``confmaps``, ``centroids``, ``pafs``) and is
+    what inference reads. Extra supervision gets its own keys, dropped at inference:
+    ``confmaps@16`` (another level of a head on several levels), ``confmaps#0`` (an intermediate
+    stack of a stacked model), ``confmaps.graph`` (posture-graph maps of a confidence-map head), and
+    their combinations (``confmaps.graph@16#0``). Target kinds are the head names plus ``posture_graph``.
+    """
+    stacks = n_stacks(config)
+    outputs: dict[str, tuple[str, int]] = {}
+    for name, head in head_configs(config).items():
+        kinds = [(name, name)]
+        if isinstance(head, ConfmapHeadConfig) and head.posture_graph and name == "confmaps":
+            kinds.append((f"{name}.graph", "posture_graph"))
+        finest = int(head.output_stride)
+        for stack in range(stacks):
+            stack_suffix = "" if stack == stacks - 1 else f"#{stack}"
+            for stride in head_strides(head):
+                level_suffix = "" if stride == finest else f"@{stride}"
+                for key, kind in kinds:
+                    outputs[f"{key}{level_suffix}{stack_suffix}"] = (kind, stride)
+    return outputs
+
+
+MAX_EXTRA_NECK_LEVELS = 2
+"""A neck makes at most this many levels above the backbone's top level (EfficientDet's P6, P7)."""
+
+
+def _log2(stride: int) -> int:
+    return int(stride).bit_length() - 1
+
+
+def backbone_strides(config: TrainingConfig) -> list[int]:
+    """The strides of the features the backbone returns, finest first."""
+    m = config.model
+    if m.backbone == "unet":
+        finest = int(config.output_stride)
+        if m.neck.type != "none" and m.neck.levels:
+            finest = min(finest, 2 ** min(int(level) for level in m.neck.levels))
+        finest = max(finest, int(m.unet.stem_stride or 1))
+        return [2**k for k in range(_log2(finest), _log2(m.unet.max_stride) + 1)]
+    if m.backbone in DPK_BACKBONES:
+        return [int(config.output_stride)]
+    return [2**k for k in range(1, int(m.top_level) + 1)]
+
+
+def readable_strides(config: TrainingConfig) -> list[int]:
+    """The strides heads can read: the neck's levels, else what the backbone offers heads, finest first.
+
+    Without a neck, a torchvision backbone offers only its top level (its shallower levels are too
+    raw for a head; heads finer than the top level upsample it, as DeepLabCut's ResNet heads do).
+    """
+    m = config.model
+    if m.neck.type != "none":
+        return sorted(2 ** int(level) for level in m.neck.levels)
+    if m.backbone in TORCHVISION_BACKBONES:
+        return [2 ** int(m.top_level)]
+    return backbone_strides(config)
+
+
+def head_inputs(config: TrainingConfig, name: str) -> dict[int, tuple[int, int]]:
+    """For each stride head ``name`` outputs at: ``{output stride: (stride it reads, x2 upsamplings)}``.
+
+    Raises
+    ------
+    ConfigError
+        A stride the backbone and neck cannot give the head (the message names the field).
+    """
+    head = head_configs(config)[name]
+    readable = readable_strides(config)
+    prefix = f"model.heads.{name}"
+    out: dict[int, tuple[int, int]] = {}
+    if head.levels:
+        if config.model.neck.type == "none":
+            raise ConfigError(
+                f"{prefix}.levels: one head shared by several levels needs a neck that gives every level the "
+                "same channels; set model.neck.type to fpn or bifpn"
+            )
+        for level in head.levels:
+            if 2 ** int(level) not in readable:
+                raise ConfigError(
+                    f"{prefix}.levels: level {level} is not one the neck makes "
+                    f"(model.neck.levels: {sorted(config.model.neck.levels)})"
+                )
+        if int(head.output_stride) not in {2 ** int(level) for level in head.levels}:
+            raise ConfigError(
+                f"{prefix}.output_stride: {head.output_stride} is not one of the head's levels {head.levels} "
+                f"(set it to {2 ** min(int(level) for level in head.levels)}, the finest)"
+            )
+    for stride in head_strides(head):
+        if stride in readable:
+            out[stride] = (stride, 0)
+        elif stride < readable[0]:
+            out[stride] = (readable[0], _log2(readable[0]) - _log2(stride))
+        else:
+            where = "neck" if config.model.neck.type != "none" else f"backbone {config.model.backbone!r}"
+            raise ConfigError(
+                f"{prefix}.output_stride: the {where} has no features at stride {stride} "
+                f"(heads can read strides {readable}); pick one of those or a finer stride"
+            )
+    return out

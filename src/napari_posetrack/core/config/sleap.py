@@ -1,0 +1,208 @@
+"""Reading SLEAP's ``training_config.json`` (and its baseline profiles) into a :class:`TrainingConfig`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from napari_posetrack.core.config.coerce import _coerce
+from napari_posetrack.core.config.model import ConfmapHeadConfig, PAFHeadConfig
+from napari_posetrack.core.config.optimization import AugmentationConfig
+from napari_posetrack.core.config.training import TrainingConfig
+from napari_posetrack.core.errors import ConfigError, FileFormatError
+
+
+def _looks_like_sleap(raw: dict[str, Any]) -> bool:
+    model = raw.get("model")
+    return isinstance(model, dict) and isinstance(model.get("backbone"), dict) and "heads" in model
+
+
+def _from_sleap_dict(raw: dict[str, Any], path: str | os.PathLike[str]) -> TrainingConfig:
+    """Map the fields of SLEAP's training config onto ours (fields with no counterpart are ignored)."""
+    try:
+        return _convert_sleap(raw)
+    except ConfigError as exc:
+        raise FileFormatError(path, f"SLEAP training config: {exc}") from exc
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise FileFormatError(path, f"SLEAP training config has an unexpected structure ({exc})") from exc
+
+
+def _section(d: Any, *keys: str) -> dict[str, Any]:
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d if isinstance(d, dict) else {}
+
+
+def _convert_sleap(raw: dict[str, Any]) -> TrainingConfig:
+    cfg = TrainingConfig()
+    data = cfg.data
+    labels = _section(raw, "data", "labels")
+    prep = _section(raw, "data", "preprocessing")
+    crop = _section(raw, "data", "instance_cropping")
+    if labels.get("validation_fraction") is not None:
+        data.validation_fraction = _coerce(labels["validation_fraction"], float, "data.validation_fraction")
+    if prep.get("input_scaling") is not None:
+        data.input_scaling = _coerce(prep["input_scaling"], float, "data.input_scaling")
+    if prep.get("ensure_rgb"):
+        data.channels = "rgb"
+    elif prep.get("ensure_grayscale"):
+        data.channels = "grayscale"
+    if crop.get("crop_size") is not None:
+        data.crop_size = _coerce(crop["crop_size"], int, "data.crop_size")
+    if crop.get("crop_size_detection_padding") is not None:
+        data.crop_padding = _coerce(crop["crop_size_detection_padding"], int, "data.crop_padding")
+    if crop.get("center_on_part") is not None:
+        data.anchor_part = str(crop["center_on_part"])
+
+    backbone = _section(raw, "model", "backbone")
+    unet = backbone.get("unet")
+    if not isinstance(unet, dict):
+        others = [k for k, v in backbone.items() if v]
+        raise ConfigError(f"model.backbone: only the UNet backbone is supported (this file uses {others})")
+    u = cfg.model.unet
+    if unet.get("stem_stride") is not None:
+        u.stem_stride = _coerce(unet["stem_stride"], int, "model.unet.stem_stride")
+    for key, hint in (
+        ("max_stride", int),
+        ("filters", int),
+        ("filters_rate", float),
+        ("middle_block", bool),
+        ("up_interpolate", bool),
+        ("convs_per_block", int),
+    ):
+        if unet.get(key) is not None:
+            setattr(u, key, _coerce(unet[key], hint, f"model.unet.{key}"))
+
+    heads = _section(raw, "model", "heads")
+    kinds = [
+        k for k in ("single_instance", "centroid", "centered_instance", "multi_instance") if heads.get(k)
+    ]
+    if not kinds:
+        others = [k for k, v in heads.items() if v]
+        raise ConfigError(f"model.heads: no supported head (this file uses {others or 'none'})")
+    kind = kinds[0]
+    head = heads[kind]
+    if kind == "multi_instance":
+        cfg.model.pipeline = "bottomup"
+        _sleap_head(head.get("confmaps") or {}, cfg.model.heads.confmaps, "model.heads.confmaps")
+        _sleap_head(head.get("pafs") or {}, cfg.model.heads.pafs, "model.heads.pafs")
+    elif kind == "centroid":
+        cfg.model.pipeline = "centroid"
+        _sleap_head(head, cfg.model.heads.centroids, "model.heads.centroids")
+    else:
+        cfg.model.pipeline = kind
+        _sleap_head(head, cfg.model.heads.confmaps, "model.heads.confmaps")
+    if isinstance(head, dict) and head.get("anchor_part") is not None:
+        data.anchor_part = str(head["anchor_part"])
+
+    opt = _section(raw, "optimization")
+    o = cfg.optimization
+    for key, hint in (("batch_size", int), ("epochs", int), ("initial_learning_rate", float)):
+        if opt.get(key) is not None:
+            setattr(o, key, _coerce(opt[key], hint, f"optimization.{key}"))
+    if opt.get("batches_per_epoch") is not None:
+        o.batches_per_epoch = _coerce(opt["batches_per_epoch"], int, "optimization.batches_per_epoch")
+    if opt.get("min_batches_per_epoch") is not None:
+        o.min_batches_per_epoch = _coerce(
+            opt["min_batches_per_epoch"], int, "optimization.min_batches_per_epoch"
+        )
+    if opt.get("optimizer") is not None:
+        o.optimizer = str(opt["optimizer"]).lower()
+
+    lr = _section(opt, "learning_rate_schedule")
+    if lr:
+        if lr.get("reduce_on_plateau") is False:
+            o.schedule.kind = "none"
+        for ours, theirs, hint in (
+            ("factor", "reduction_factor", float),
+            ("patience", "plateau_patience", int),
+            ("min_delta", "plateau_min_delta", float),
+            ("cooldown", "plateau_cooldown", int),
+            ("min_learning_rate", "min_learning_rate", float),
+        ):
+            if lr.get(theirs) is not None:
+                setattr(o.schedule, ours, _coerce(lr[theirs], hint, f"optimization.schedule.{ours}"))
+
+    es = _section(opt, "early_stopping")
+    if es:
+        o.early_stopping.enabled = bool(es.get("stop_training_on_plateau", True))
+        if es.get("plateau_min_delta") is not None:
+            o.early_stopping.min_delta = _coerce(
+                es["plateau_min_delta"], float, "optimization.early_stopping.min_delta"
+            )
+        if es.get("plateau_patience") is not None:
+            o.early_stopping.patience = _coerce(
+                es["plateau_patience"], int, "optimization.early_stopping.patience"
+            )
+
+    hk = _section(opt, "hard_keypoint_mining")
+    if hk:
+        m = o.hard_keypoint_mining
+        m.enabled = bool(hk.get("online_mining", False))
+        for key, hint in (("hard_to_easy_ratio", float), ("min_hard_keypoints", int), ("loss_scale", float)):
+            if hk.get(key) is not None:
+                setattr(m, key, _coerce(hk[key], hint, f"optimization.hard_keypoint_mining.{key}"))
+        m.max_hard_keypoints = (
+            None
+            if hk.get("max_hard_keypoints") is None
+            else _coerce(
+                hk["max_hard_keypoints"], int, "optimization.hard_keypoint_mining.max_hard_keypoints"
+            )
+        )
+
+    aug = _section(opt, "augmentation_config")
+    if aug:
+        _convert_sleap_augmentation(aug, o.augmentation)
+
+    out = _section(raw, "outputs")
+    for key in ("runs_folder", "run_name_prefix", "run_name"):
+        if out.get(key) is not None:
+            setattr(cfg.outputs, key, str(out[key]))
+    ckpt = _section(out, "checkpointing")
+    if ckpt:
+        best, last = (
+            bool(ckpt.get("best_model", True)),
+            bool(ckpt.get("latest_model") or ckpt.get("final_model")),
+        )
+        cfg.outputs.keep = "both" if best and last else ("last" if last else "best")
+    return cfg
+
+
+def _sleap_head(src: dict[str, Any], dst: ConfmapHeadConfig | PAFHeadConfig, prefix: str) -> None:
+    for key, hint in (("sigma", float), ("output_stride", int), ("loss_weight", float)):
+        if src.get(key) is not None:
+            setattr(dst, key, _coerce(src[key], hint, f"{prefix}.{key}"))
+
+
+def _convert_sleap_augmentation(aug: dict[str, Any], a: AugmentationConfig) -> None:
+    def prob(flag: str, on: float = 1.0) -> float:
+        return on if aug.get(flag) else 0.0
+
+    a.rotation_probability = prob("rotate")
+    a.scale_probability = prob("scale")
+    a.translate_probability = prob("translate")
+    a.flip_probability = prob("random_flip", 0.5)
+    a.uniform_noise_probability = prob("uniform_noise")
+    a.gaussian_noise_probability = prob("gaussian_noise")
+    a.contrast_probability = prob("contrast")
+    a.brightness_probability = prob("brightness")
+    if "flip_horizontal" in aug:
+        a.flip_direction = "horizontal" if aug["flip_horizontal"] else "vertical"
+    for ours, theirs in (
+        ("rotation_min_angle", "rotation_min_angle"),
+        ("rotation_max_angle", "rotation_max_angle"),
+        ("scale_min", "scale_min"),
+        ("scale_max", "scale_max"),
+        ("translate_min", "translate_min"),
+        ("translate_max", "translate_max"),
+        ("uniform_noise_min", "uniform_noise_min_val"),
+        ("uniform_noise_max", "uniform_noise_max_val"),
+        ("gaussian_noise_mean", "gaussian_noise_mean"),
+        ("gaussian_noise_std", "gaussian_noise_stddev"),
+        ("contrast_min_gamma", "contrast_min_gamma"),
+        ("contrast_max_gamma", "contrast_max_gamma"),
+        ("brightness_min", "brightness_min_val"),
+        ("brightness_max", "brightness_max_val"),
+    ):
+        if aug.get(theirs) is not None:
+            setattr(a, ours, _coerce(aug[theirs], float, f"optimization.augmentation.{ours}"))
