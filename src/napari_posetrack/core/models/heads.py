@@ -1,14 +1,24 @@
 """Output heads: a 1x1 convolution from the features at the head's output stride.
 
-Every head has ``name`` (the key of its output in ``PoseModel.forward``), ``output_stride`` (which
-feature map it reads) and ``out_channels``. Outputs are raw (no activation): targets are in [0, 1] for
+Every head has ``name`` (the key of its output in ``PoseModel.forward``), ``output_stride`` (where its
+main output sits) and ``out_channels``. Outputs are raw (no activation): targets are in [0, 1] for
 confidence maps and [-1, 1] for part affinity fields, and the loss is a mean squared error.
+
+A head may read coarser features than its output stride (``upsample_steps`` > 0): a learned
+upsampling stage (a 1x1 reduction to at most 128 channels, then 4x4 transposed convolutions, each
+doubling the resolution) comes before the 1x1 convolution, as DeepLabCut's ResNet heads do. A head on several levels applies the same 1x1
+convolution to each level's features (:meth:`Head.at`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+
+UPSAMPLE_CHANNELS = 128
+"""Channels of a head's learned upsampling stage (fewer when its input has fewer)."""
 
 
 class Head(nn.Module):
@@ -16,25 +26,63 @@ class Head(nn.Module):
 
     name = "head"
 
-    def __init__(self, in_channels: int, out_channels: int, output_stride: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        output_stride: int,
+        *,
+        upsample_steps: int = 0,
+        upsample_channels: int | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.output_stride = int(output_stride)
-        self.conv = nn.Conv2d(self.in_channels, self.out_channels, kernel_size=1)
+        self.upsample_steps = int(upsample_steps)
+        self.read_stride = self.output_stride * 2**self.upsample_steps
+        """Stride of the features the main output is computed from."""
+        channels = self.in_channels
+        self.upsample: nn.Module | None = None
+        if self.upsample_steps:
+            wide = int(upsample_channels) if upsample_channels is not None else min(self.in_channels, UPSAMPLE_CHANNELS)
+            layers: list[nn.Module] = []
+            if wide != channels:
+                # a 1x1 reduction first keeps the transposed convolutions small on wide backbones (2048 channels)
+                layers += [nn.Conv2d(channels, wide, kernel_size=1, bias=False), nn.BatchNorm2d(wide), nn.ReLU(inplace=True)]
+                channels = wide
+            for _ in range(self.upsample_steps):
+                layers += [
+                    nn.ConvTranspose2d(channels, wide, kernel_size=4, stride=2, padding=1, bias=False),
+                    nn.BatchNorm2d(wide),
+                    nn.ReLU(inplace=True),
+                ]
+            self.upsample = nn.Sequential(*layers)
+        self.conv = nn.Conv2d(channels, self.out_channels, kernel_size=1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Maps at ``output_stride`` from features at ``read_stride``."""
+        if self.upsample is not None:
+            features = self.upsample(features)
+        return self.conv(features)
+
+    def at(self, features: torch.Tensor) -> torch.Tensor:
+        """Maps at the stride of ``features`` (another level of a head on several levels), same weights."""
         return self.conv(features)
 
 
 class ConfidenceMapHead(Head):
-    """One confidence map per body part: ``(B, n_nodes, h, w)``."""
+    """One confidence map per body part: ``(B, n_nodes, h, w)``, then any ``extra_channels`` (training only)."""
 
     name = "confmaps"
 
-    def __init__(self, n_nodes: int, in_channels: int, output_stride: int) -> None:
-        super().__init__(in_channels, n_nodes, output_stride)
+    def __init__(
+        self, n_nodes: int, in_channels: int, output_stride: int, *, extra_channels: int = 0, **kwargs: Any
+    ) -> None:
+        super().__init__(in_channels, n_nodes + int(extra_channels), output_stride, **kwargs)
         self.n_nodes = int(n_nodes)
+        self.extra_channels = int(extra_channels)
+        """Training-only maps after the body parts (posture graph); dropped at inference."""
 
 
 class CenteredInstanceHead(ConfidenceMapHead):
@@ -48,8 +96,8 @@ class CentroidHead(Head):
 
     name = "centroids"
 
-    def __init__(self, in_channels: int, output_stride: int) -> None:
-        super().__init__(in_channels, 1, output_stride)
+    def __init__(self, in_channels: int, output_stride: int, **kwargs: Any) -> None:
+        super().__init__(in_channels, 1, output_stride, **kwargs)
 
 
 class PAFHead(Head):
@@ -60,6 +108,6 @@ class PAFHead(Head):
 
     name = "pafs"
 
-    def __init__(self, n_edges: int, in_channels: int, output_stride: int) -> None:
-        super().__init__(in_channels, 2 * n_edges, output_stride)
+    def __init__(self, n_edges: int, in_channels: int, output_stride: int, **kwargs: Any) -> None:
+        super().__init__(in_channels, 2 * n_edges, output_stride, **kwargs)
         self.n_edges = int(n_edges)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_posetrack.core.config import TrainingConfig, topdown_configs
+from napari_posetrack.core.config.model import model_max_stride
 from napari_posetrack.core.errors import ConfigError
 from napari_posetrack.core.labels import Labels
 
@@ -133,7 +134,7 @@ def training_preview(
     channels = {"grayscale": 1, "rgb": 3}.get(config.data.channels)
     cache = tdata.build_frame_cache(
         labels, subset, input_scaling=config.data.input_scaling, channels=channels,
-        stride=config.model.unet.max_stride,
+        stride=model_max_stride(config),
     )
     # automatic values (channels, crop size) from ALL labelled frames, as training resolves them
     resolved = resolve_automatic(config, frames, labels.skeleton, cache.image_shape[2])

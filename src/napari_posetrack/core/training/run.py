@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from napari_posetrack.core.config import TrainingConfig, topdown_configs
+from napari_posetrack.core.config.model import model_max_stride
 from napari_posetrack.core.errors import ConfigError, MissingFileError, atomic_write
 from napari_posetrack.core.labels import Labels, Skeleton
 
@@ -176,7 +177,7 @@ def resolve_automatic(config: TrainingConfig, frames: Any, skeleton: Skeleton, i
         from napari_posetrack.core.training.targets import auto_crop_size
 
         cfg.data.crop_size = auto_crop_size(
-            frames.points * cfg.data.input_scaling, cfg.model.unet.max_stride, cfg.data.crop_padding,
+            frames.points * cfg.data.input_scaling, model_max_stride(cfg), cfg.data.crop_padding,
             cfg.optimization.augmentation,
         )
     cfg.validate(skeleton, check_paths=False)
@@ -269,7 +270,7 @@ def train(
     else:
         split = tdata.split_frames(len(frames), config.data.validation_fraction, config.data.seed)
 
-    stride = config.model.unet.max_stride
+    stride = model_max_stride(config)
     channels = {"grayscale": 1, "rgb": 3}.get(config.data.channels)
     cache_name = tdata.FRAME_CACHE_FILE if rank == 0 else f"frames.rank{rank}.npy"
     cache = tdata.build_frame_cache(

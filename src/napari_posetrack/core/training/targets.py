@@ -11,6 +11,7 @@ not-visible node; such nodes (and all-NaN padding instances) contribute nothing.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -85,6 +86,48 @@ def confidence_maps(
     return maps.amax(dim=1)
 
 
+def _segment_weights(
+    points: torch.Tensor,
+    edges: np.ndarray | torch.Tensor | Sequence[tuple[int, int]],
+    grid_shape: tuple[int, int],
+    output_stride: int,
+    sigma: float,
+    visible: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``exp(-d^2 / 2 sigma^2)`` of every cell's distance ``d`` to every instance's edge segment.
+
+    Returns ``(weights (B, I, E, h, w), unit vectors along the edges (B, I, E, 2))``; missing or
+    zero-length edges weigh 0 everywhere.
+    """
+    device = points.device
+    b, n_inst, _, _ = points.shape
+    h, w = int(grid_shape[0]), int(grid_shape[1])
+    edge_idx = torch.as_tensor(np.asarray(edges, dtype=np.int64).reshape(-1, 2), device=device)
+    n_edges = edge_idx.shape[0]
+    if n_inst == 0 or n_edges == 0:
+        return (
+            torch.zeros((b, n_inst, n_edges, h, w), dtype=torch.float32, device=device),
+            torch.zeros((b, n_inst, n_edges, 2), dtype=torch.float32, device=device),
+        )
+    valid_nodes = _valid(points, visible)
+    pts = torch.nan_to_num(points, nan=0.0, posinf=0.0, neginf=0.0)
+    src, dst = pts[:, :, edge_idx[:, 0]], pts[:, :, edge_idx[:, 1]]  # (B, I, E, 2)
+    vec = dst - src
+    length = torch.linalg.vector_norm(vec, dim=-1)  # (B, I, E)
+    valid = valid_nodes[:, :, edge_idx[:, 0]] & valid_nodes[:, :, edge_idx[:, 1]] & (length > 1e-6)
+    unit = vec / length.clamp_min(1e-6)[..., None]
+    ys, xs = _grid(grid_shape, output_stride, device)
+    rx = xs[None, None, None, None, :] - src[..., 0, None, None]  # (B, I, E, 1, w)
+    ry = ys[None, None, None, :, None] - src[..., 1, None, None]  # (B, I, E, h, 1)
+    ux, uy = unit[..., 0, None, None], unit[..., 1, None, None]
+    along = rx * ux + ry * uy  # (B, I, E, h, w)
+    across = rx * uy - ry * ux
+    beyond = along - along.clamp(min=torch.zeros_like(along), max=length[..., None, None].expand_as(along))
+    dist2 = across**2 + beyond**2
+    weight = torch.exp(dist2 * (-0.5 / float(sigma) ** 2)) * valid[..., None, None]
+    return weight, unit
+
+
 def part_affinity_fields(
     points: torch.Tensor,
     edges: np.ndarray | torch.Tensor | Sequence[tuple[int, int]],
@@ -119,33 +162,57 @@ def part_affinity_fields(
         ``(B, 2 * E, h, w)`` float32; channel ``2e`` is the x component of edge ``e``, ``2e + 1`` its y.
     """
     points = torch.as_tensor(points, dtype=torch.float32)
-    device = points.device
-    b, n_inst, _, _ = points.shape
+    b = points.shape[0]
     h, w = int(grid_shape[0]), int(grid_shape[1])
-    edge_idx = torch.as_tensor(np.asarray(edges, dtype=np.int64).reshape(-1, 2), device=device)
-    n_edges = edge_idx.shape[0]
-    if n_inst == 0 or n_edges == 0:
-        return torch.zeros((b, 2 * n_edges, h, w), dtype=torch.float32, device=device)
-    valid_nodes = _valid(points, visible)
-    pts = torch.nan_to_num(points, nan=0.0, posinf=0.0, neginf=0.0)
-    src, dst = pts[:, :, edge_idx[:, 0]], pts[:, :, edge_idx[:, 1]]  # (B, I, E, 2)
-    vec = dst - src
-    length = torch.linalg.vector_norm(vec, dim=-1)  # (B, I, E)
-    valid = valid_nodes[:, :, edge_idx[:, 0]] & valid_nodes[:, :, edge_idx[:, 1]] & (length > 1e-6)
-    unit = vec / length.clamp_min(1e-6)[..., None]
-    ys, xs = _grid(grid_shape, output_stride, device)
-    rx = xs[None, None, None, None, :] - src[..., 0, None, None]  # (B, I, E, 1, w)
-    ry = ys[None, None, None, :, None] - src[..., 1, None, None]  # (B, I, E, h, 1)
+    weight, unit = _segment_weights(points, edges, grid_shape, output_stride, sigma, visible)
+    n_edges = weight.shape[2]
+    if weight.shape[1] == 0 or n_edges == 0:
+        return torch.zeros((b, 2 * n_edges, h, w), dtype=torch.float32, device=points.device)
     ux, uy = unit[..., 0, None, None], unit[..., 1, None, None]
-    along = rx * ux + ry * uy  # (B, I, E, h, w)
-    across = rx * uy - ry * ux
-    beyond = along - along.clamp(min=torch.zeros_like(along), max=length[..., None, None].expand_as(along))
-    dist2 = across**2 + beyond**2
-    weight = torch.exp(dist2 * (-0.5 / float(sigma) ** 2)) * valid[..., None, None]
     count = (weight > PAF_COUNT_THRESHOLD).sum(dim=1).clamp_min(1)  # (B, E, h, w)
     fx = (weight * ux).sum(dim=1) / count
     fy = (weight * uy).sum(dim=1) / count
     return torch.stack([fx, fy], dim=2).reshape(b, 2 * n_edges, h, w)
+
+
+def posture_graph_maps(
+    points: torch.Tensor,
+    edges: np.ndarray | torch.Tensor | Sequence[tuple[int, int]],
+    grid_shape: tuple[int, int],
+    output_stride: int,
+    sigma: float,
+    visible: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """DeepPoseKit's posture-graph targets: edges, limbs, the whole graph, the graph plus every peak.
+
+    Each edge is drawn as a line blurred like the keypoint peaks (``exp(-d^2 / 2 sigma^2)`` of the
+    distance to the segment), instances combined by their maximum. A limb map is the maximum of its
+    edges' maps (limbs as :func:`~napari_posetrack.core.models.posture_graph.skeleton_limbs` finds
+    them); the graph map the maximum over all edges; the last map adds the body-part peaks.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, E + L + 2, h, w)`` float32 in [0, 1], channels in the order above.
+    """
+    from napari_posetrack.core.models.posture_graph import skeleton_limbs
+
+    points = torch.as_tensor(points, dtype=torch.float32)
+    b, _, n_nodes, _ = points.shape
+    h, w = int(grid_shape[0]), int(grid_shape[1])
+    edge_array = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    weight, _ = _segment_weights(points, edge_array, grid_shape, output_stride, sigma, visible)
+    edge_maps = weight.amax(dim=1) if weight.shape[1] else weight.sum(dim=1)  # (B, E, h, w)
+    index = {(int(s), int(d)): i for i, (s, d) in enumerate(edge_array)}
+    limbs = skeleton_limbs(edge_array, n_nodes)
+    limb_maps = [
+        edge_maps[:, [index[(a, c)] for a, c in itertools.pairwise(limb)]].amax(dim=1) for limb in limbs
+    ]
+    zeros = torch.zeros((b, 1, h, w), dtype=torch.float32, device=points.device)
+    graph = edge_maps.amax(dim=1, keepdim=True) if len(edge_array) else zeros
+    peaks = confidence_maps(points, grid_shape, output_stride, sigma, visible).amax(dim=1, keepdim=True)
+    limb_stack = torch.stack(limb_maps, dim=1) if limb_maps else zeros[:, :0]
+    return torch.cat([edge_maps, limb_stack, graph, torch.maximum(graph, peaks)], dim=1)
 
 
 def instance_centroids(
@@ -314,7 +381,11 @@ def model_targets(
     anchor: int | None = None,
     visible: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The targets of every head of ``config.model.pipeline``, keyed like the model's outputs.
+    """The targets of every output the model trains (main and extra), keyed like the model's outputs.
+
+    Keys are those of :func:`~napari_posetrack.core.config.model.training_outputs`: the heads' main
+    outputs plus other levels (``confmaps@16``), intermediate stacks (``confmaps#0``) and posture-graph
+    maps (``confmaps.graph``). Each (kind, stride) is drawn once.
 
     Parameters
     ----------
@@ -331,15 +402,23 @@ def model_targets(
         Anchor node index for centroids (``None`` = mean of present nodes).
     """
     from napari_posetrack.core.config import head_configs
+    from napari_posetrack.core.config.model import training_outputs
 
     height, width = int(image_size[0]), int(image_size[1])
+    heads = head_configs(config)
+    rendered: dict[tuple[str, int], torch.Tensor] = {}
     out: dict[str, torch.Tensor] = {}
-    for name, h in head_configs(config).items():
-        grid = (height // h.output_stride, width // h.output_stride)
-        if name == "confmaps":
-            out[name] = confidence_maps(points, grid, h.output_stride, h.sigma, visible)
-        elif name == "centroids":
-            out[name] = centroid_maps(points, grid, h.output_stride, h.sigma, anchor, visible)
-        elif name == "pafs":
-            out[name] = part_affinity_fields(points, edges, grid, h.output_stride, h.sigma, visible)
+    for key, (kind, stride) in training_outputs(config).items():
+        if (kind, stride) not in rendered:
+            grid = (height // stride, width // stride)
+            if kind == "confmaps":
+                maps = confidence_maps(points, grid, stride, heads["confmaps"].sigma, visible)
+            elif kind == "centroids":
+                maps = centroid_maps(points, grid, stride, heads["centroids"].sigma, anchor, visible)
+            elif kind == "pafs":
+                maps = part_affinity_fields(points, edges, grid, stride, heads["pafs"].sigma, visible)
+            else:
+                maps = posture_graph_maps(points, edges, grid, stride, heads["confmaps"].sigma, visible)
+            rendered[(kind, stride)] = maps
+        out[key] = rendered[(kind, stride)]
     return out

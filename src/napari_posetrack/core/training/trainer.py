@@ -122,11 +122,25 @@ class Pipeline(Protocol):
 # --------------------------------------------------------------------------- losses
 
 
+def output_head(key: str) -> str:
+    """The head an output belongs to: ``confmaps`` for ``confmaps``, ``confmaps@16``, ``confmaps.graph#0``."""
+    for mark in (".", "@", "#"):
+        key = key.split(mark, 1)[0]
+    return key
+
+
 def head_losses(outputs: dict[str, Any], targets: dict[str, Any]) -> dict[str, Any]:
-    """Per-channel MSE of every head present in ``targets``: ``{head: (C,) tensor}``."""
+    """Per-channel MSE of every output the model made: ``{output: (C,) tensor}``.
+
+    In training mode a model also makes extra outputs (other levels, intermediate stacks, posture
+    graph); in eval mode only the main ones. Every output needs its target.
+    """
     losses = {}
-    for head, target in targets.items():
-        pred = outputs[head].float()
+    for head, pred in outputs.items():
+        if head not in targets:
+            raise TrainingError(f"the model makes output {head!r} but no target was drawn for it")
+        target = targets[head]
+        pred = pred.float()
         if pred.shape != target.shape:
             raise TrainingError(
                 f"head {head!r} outputs shape {tuple(pred.shape)} but its targets have {tuple(target.shape)}; "
@@ -464,15 +478,17 @@ class Trainer:
         per_channel = head_losses(outputs, targets)
         total = 0.0
         parts = {}
-        for head, channel_loss in per_channel.items():
+        for key, channel_loss in per_channel.items():
+            # extra outputs (levels, stacks, posture graph) add to their head's part, at its weight
+            head = output_head(key)
             weight = float(self.pipeline.loss_weights.get(head, 1.0))
             loss = channel_loss.mean()
-            if s.ohkm and head == self.pipeline.confmap_head and channel_loss.numel() > 1:
+            if s.ohkm and key == self.pipeline.confmap_head and channel_loss.numel() > 1:
                 loss = loss + hard_keypoint_loss(
                     channel_loss, s.ohkm_hard_to_easy_ratio, s.ohkm_min_hard_keypoints,
                     s.ohkm_max_hard_keypoints, s.ohkm_loss_scale,
                 )
-            parts[head] = float(loss.detach())
+            parts[head] = parts.get(head, 0.0) + float(loss.detach())
             total = total + weight * loss
         return total, parts
 
