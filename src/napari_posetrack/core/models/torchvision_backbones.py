@@ -226,6 +226,16 @@ class TorchvisionBackbone(nn.Module):
         self.register_buffer("mean", mean.reshape(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", std.reshape(1, -1, 1, 1), persistent=False)
 
+    def load_imagenet(self, path: str | os.PathLike[str]) -> None:
+        """Start from torchvision's ImageNet weights in ``path`` (checked to be this architecture's).
+
+        The weights go into a fresh torchvision network, which is adapted and cut exactly like this
+        one, so every stage receives its tensors under its own names.
+        """
+        in_channels = int(self.mean.shape[1])
+        reference = TorchvisionBackbone(self.name, in_channels, self.top_level, imagenet_weights=path)
+        self.load_state_dict(reference.state_dict())
+
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """``x`` (B, C, H, W) in [0, 1], H and W multiples of ``max_stride`` -> ``{stride: features}``."""
         h, w = x.shape[-2:]
@@ -242,9 +252,9 @@ class TorchvisionBackbone(nn.Module):
 
 
 def build_torchvision_backbone(config: Any, in_channels: int) -> TorchvisionBackbone:
-    """The torchvision backbone ``config.model`` names, with ImageNet weights when asked for."""
-    name = config.model.backbone
-    weights = None
-    if config.optimization.initialization == "imagenet":
-        weights = find_imagenet_weights(name, config.optimization.pretrained_weights)
-    return TorchvisionBackbone(name, in_channels, config.model.top_level, weights)
+    """The torchvision backbone ``config.model`` names, randomly initialised.
+
+    ImageNet weights are loaded by training (:meth:`TorchvisionBackbone.load_imagenet`), not here:
+    a trained model is rebuilt from its config for inference and must not need the ImageNet file.
+    """
+    return TorchvisionBackbone(config.model.backbone, in_channels, config.model.top_level)

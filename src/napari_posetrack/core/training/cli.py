@@ -72,6 +72,12 @@ def _progress_printer(quiet: bool) -> Any:
             print(f"training {record.get('pipeline')} on {record.get('device')} "
                   f"({record.get('steps_per_epoch')} steps per epoch) in {record.get('run_dir')}",
                   file=sys.stderr, flush=True)
+            init = record.get("initialization")
+            if init:
+                print(f"initialised from {init['source']}: {init['loaded']} of {init['total']} tensors loaded"
+                      + (f"; left random: {', '.join(init['not_loaded'])}" if init["not_loaded"] else "")
+                      + (f"; partly loaded: {', '.join(init['partly_loaded'])}" if init["partly_loaded"] else ""),
+                      file=sys.stderr, flush=True)
         elif event == "end":
             print(f"stopped: {record.get('reason')} after {record.get('step')} steps", file=sys.stderr, flush=True)
         elif event == "error":

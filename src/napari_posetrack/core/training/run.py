@@ -244,6 +244,13 @@ def train(
     _init_distributed()
     rank, _ = _distributed_info()
 
+    imagenet_weights = None
+    if config.optimization.initialization == "imagenet" and not resume:
+        from napari_posetrack.core.models.torchvision_backbones import find_imagenet_weights
+
+        # before any frame is decoded: a missing weights file fails at once
+        imagenet_weights = find_imagenet_weights(config.model.backbone, config.optimization.pretrained_weights)
+
     frames = tdata.labelled_frames(labels)
     if len(frames) == 0:
         raise ConfigError("the labels hold no user-labelled frames to train on")
@@ -301,12 +308,17 @@ def train(
         torch.manual_seed(config.data.seed)
         model = build_model(config, labels.skeleton, in_channels=cache.image_shape[2])
         init = config.optimization.initialization
-        if init != "random" and not resume:
-            initialise_from(model, init)
+        report = None
+        if imagenet_weights is not None:
+            model.backbone.load_imagenet(imagenet_weights)
+            report = initialisation_report(model, [f"backbone.{k}" for k in model.backbone.state_dict()], "imagenet")
+        elif init != "random" and not resume:
+            report = initialisation_report(model, initialise_from(model, init), init)
         trainer = Trainer(
             model, pipeline, train_ds, val_ds, run_path, settings,
             checkpoint_extra={"config": config.to_dict(), "skeleton": labels.skeleton.nodes},
             progress=progress,
+            start_info={"initialization": report} if report is not None else None,
         )
         trainer.fit(resume_from=run_path / LAST_CHECKPOINT if resume else None)
         _apply_keep(config, run_path, rank)
@@ -323,9 +335,10 @@ def train(
 def initialise_from(model: Any, source: str | os.PathLike[str]) -> list[str]:
     """Copy a previous run's weights into ``model`` wherever names and shapes match.
 
-    ``source`` is a run folder (its ``best.ckpt``, else ``last.ckpt``) or a checkpoint file. Heads
-    that differ (another skeleton, another pipeline) keep their fresh weights, so a backbone trained
-    on one project can start another. Returns the names of the tensors copied.
+    ``source`` is a run folder (its ``best.ckpt``, else ``last.ckpt``) or a checkpoint file, of this
+    project or any other. Heads that differ (another skeleton, another pipeline) keep their fresh
+    weights, so a backbone and neck trained on one project can start another. Returns the names of
+    the tensors copied (:func:`initialisation_report` summarises them).
     """
     from napari_posetrack.core.training.trainer import load_checkpoint_file
 
@@ -340,6 +353,31 @@ def initialise_from(model: Any, source: str | os.PathLike[str]) -> list[str]:
     own.update({k: state[k] for k in copied})
     model.load_state_dict(own)
     return copied
+
+
+def initialisation_report(model: Any, loaded: list[str], source: str) -> dict[str, Any]:
+    """What an initialisation loaded: counts, and the parts (e.g. ``heads.confmaps``) left random.
+
+    Parts are the first two levels of the tensor names; a part counts as not loaded when none of its
+    tensors were.
+    """
+    names = list(model.state_dict())
+    loaded_set = set(loaded)
+
+    def part(name: str) -> str:
+        return ".".join(name.split(".")[:2])
+
+    parts = list(dict.fromkeys(part(n) for n in names))
+    loaded_parts = {part(n) for n in loaded_set}
+    return {
+        "source": str(source),
+        "loaded": len(loaded_set & set(names)),
+        "total": len(names),
+        "not_loaded": [p for p in parts if p not in loaded_parts],
+        "partly_loaded": [
+            p for p in parts if p in loaded_parts and any(part(n) == p and n not in loaded_set for n in names)
+        ],
+    }
 
 
 def _apply_keep(config: TrainingConfig, run_path: Path, rank: int) -> None:

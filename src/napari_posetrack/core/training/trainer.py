@@ -254,6 +254,8 @@ class Trainer:
         alone can rebuild the model).
     progress
         Optional ``callable(record: dict)`` called with every metrics record (rank 0).
+    start_info
+        Extra fields of the ``start`` record (e.g. how the weights were initialised).
     """
 
     def __init__(
@@ -267,6 +269,7 @@ class Trainer:
         *,
         checkpoint_extra: dict[str, Any] | None = None,
         progress: Callable[[dict[str, Any]], None] | None = None,
+        start_info: dict[str, Any] | None = None,
     ) -> None:
         import torch
 
@@ -277,6 +280,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.checkpoint_extra = checkpoint_extra or {}
         self.progress = progress
+        self.start_info = dict(start_info or {})
 
         # distributed: torchrun sets WORLD_SIZE/RANK/LOCAL_RANK
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -581,7 +585,7 @@ class Trainer:
         self._log("start", epoch=self.epoch, batch=self.batch_in_epoch, step=self.global_step,
                   resumed=resume_from is not None, device=str(self.device), world_size=self.world_size,
                   pipeline=self.pipeline.name, steps_per_epoch=self.steps_per_epoch,
-                  run_dir=str(self.run_dir))
+                  run_dir=str(self.run_dir), **self.start_info)
         reason = "completed"
         try:
             while self.epoch < s.epochs:
