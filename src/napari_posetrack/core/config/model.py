@@ -256,10 +256,11 @@ def head_inputs(config: TrainingConfig, name: str) -> dict[int, tuple[int, int]]
                     f"{prefix}.levels: level {level} is not one the neck makes "
                     f"(model.neck.levels: {sorted(config.model.neck.levels)})"
                 )
-        if int(head.output_stride) not in {2 ** int(level) for level in head.levels}:
+        finest = 2 ** min(int(level) for level in head.levels)
+        if int(head.output_stride) != finest:
             raise ConfigError(
-                f"{prefix}.output_stride: {head.output_stride} is not one of the head's levels {head.levels} "
-                f"(set it to {2 ** min(int(level) for level in head.levels)}, the finest)"
+                f"{prefix}.output_stride: {head.output_stride} is not the finest of the head's levels "
+                f"{head.levels}, which inference reads (set it to {finest})"
             )
     for stride in head_strides(head):
         if stride in readable:
