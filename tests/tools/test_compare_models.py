@@ -42,6 +42,7 @@ def test_runs_folder_comparison_pairs_top_down_runs_and_scores_validation_frames
     rows = compare_models(runs_dir, labels=summary["labels"], options=InferenceOptions(device="cpu", peak_threshold=0.0))
     assert rows[0]["validation_frames"] >= 1
     assert "distance" in rows[0]["metrics"] and rows[0]["best_val_loss"] is not None
+    assert rows[0]["architecture"].startswith("unet/") and "; unet/" in rows[0]["architecture"]  # both runs
     assert "topdown" in format_comparison(rows)
 
 

@@ -319,35 +319,44 @@ def test_zoo_models_train_and_predict_through_every_pipeline(pipeline, backbone,
 
 
 @pytest.mark.slow
-def test_cli_trains_each_family_with_set_backbone_and_reports_initialisation(small_sample, tmp_path, capsys):
-    """`posetrack train --set model.backbone=NAME`, then a run of another skeleton starts from it."""
+def test_cli_trains_each_family_compares_them_and_reports_initialisation(small_sample, tmp_path, capsys):
+    """`posetrack train --set model.backbone=NAME` per family, `posetrack evaluate --runs` compares them,
+    and a run of another model type starts from one of them."""
+    from napari_posetrack.core.cli import main as posetrack
     from napari_posetrack.core.io import load_labels, save_labels
-    from napari_posetrack.core.training.cli import main
     from napari_posetrack.core.training.run import load_run
 
     labels = load_labels(small_sample["labels"])
-    labels = labels.subset(labels.rows()[labels.instances.frame < 8])
+    labels = labels.subset(labels.rows()[(labels.instances.frame < 8) & (labels.instances.track == 0)])
     path = tmp_path / "few.slp"
     save_labels(labels, path)
+    runs = tmp_path / "runs"
     common = ["--set", "optimization.batches_per_epoch=1", "--set", "optimization.min_batches_per_epoch=1",
               "--set", "optimization.epochs=1", "--set", "optimization.batch_size=2",
-              "--set", "model.top_level=4", "--set", "model.heads.centroids.output_stride=4",
-              "--runs-folder", str(tmp_path / "runs")]
-    for name, neck in (("resnet18", "fpn"), ("efficientnet_b0", "bifpn"), ("mobilenet_v3_small", "none")):
-        code = main(["train", "--profile", "centroid", str(path), "--set", f"model.backbone={name}",
-                     "--set", f"model.neck.type={neck}", "--set", "model.neck.levels=[2,3,4]",
-                     "--set", "model.neck.channels=16", "--set", f"outputs.run_name={name}", *common])
+              "--set", "data.validation_fraction=0.25", "--set", "model.top_level=4",
+              "--set", "model.neck.levels=[2,3,4]", "--set", "model.neck.channels=16",
+              "--set", "model.heads.confmaps.output_stride=4", "--set", "model.heads.centroids.output_stride=4",
+              "--runs-folder", str(runs), "--quiet"]
+    families = (("resnet18", "fpn"), ("efficientnet_b0", "bifpn"), ("mobilenet_v3_small", "none"))
+    for name, neck in families:
+        code = posetrack(["train", "--profile", "single", str(path), "--set", f"model.backbone={name}",
+                          "--set", f"model.neck.type={neck}", "--set", f"outputs.run_name={name}", *common])
         assert code == 0, capsys.readouterr().err
-        config, _, model = load_run(tmp_path / "runs" / name)
+        config, _, model = load_run(runs / name)
         assert config.model.backbone == name and type(model.backbone).__name__ == "TorchvisionBackbone"
 
-    # another pipeline (other heads) starts from the resnet18 run: backbone and neck load, heads do not
-    code = main(["train", "--profile", "single", str(path), "--set", "model.backbone=resnet18",
-                 "--set", "model.neck.type=fpn", "--set", "model.neck.levels=[2,3,4]", "--set", "model.neck.channels=16",
-                 "--set", f"optimization.initialization={tmp_path / 'runs' / 'resnet18'}",
-                 "--set", "model.heads.confmaps.output_stride=4", "--set", "outputs.run_name=from_other", *common])
+    capsys.readouterr()
+    assert posetrack(["evaluate", "--runs", str(runs), "--labels", str(path), "--device", "cpu"]) == 0
+    table = capsys.readouterr().out
+    for architecture in ("resnet18/4 + fpn 2-4", "efficientnet_b0/4 + bifpn 2-4", "mobilenet_v3_small/4"):
+        assert architecture in table
+
+    # a centroid model (other heads) starts from the single-instance resnet18 run: backbone and neck load
+    code = posetrack(["train", "--profile", "centroid", str(path), "--set", "model.backbone=resnet18",
+                      "--set", "model.neck.type=fpn", "--set", f"optimization.initialization={runs / 'resnet18'}",
+                      "--set", "outputs.run_name=from_other", *[a for a in common if a != "--quiet"]])
     err = capsys.readouterr().err
     assert code == 0, err
     line = next(x for x in err.splitlines() if x.startswith("initialised from"))
-    assert "left random: heads.confmaps" in line
+    assert "left random: heads.centroids" in line
     assert "backbone" not in line.split("left random:")[1]

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 COMPARE_HEADER = (
     "model",
+    "architecture",
     "pipeline",
     "validation frames",
     "best val loss",
@@ -48,6 +49,7 @@ def comparison_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         out.append(
             (
                 r["model"],
+                r["architecture"],
                 r["pipeline"],
                 r["validation_frames"],
                 r["best_val_loss"],

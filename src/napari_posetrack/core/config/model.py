@@ -274,3 +274,20 @@ def head_inputs(config: TrainingConfig, name: str) -> dict[int, tuple[int, int]]
                 f"(heads can read strides {readable}); pick one of those or a finer stride"
             )
     return out
+
+
+def describe_architecture(config: TrainingConfig) -> str:
+    """A short name of the network, e.g. ``unet``, ``resnet18/4 + fpn 2-4``, ``stacked_densenet x2 + graph``."""
+    m = config.model
+    if m.backbone == "unet":
+        text = f"unet/{int(m.unet.max_stride).bit_length() - 1}"
+    elif m.backbone in DPK_BACKBONES:
+        text = f"{m.backbone} x{n_stacks(config)}/{m.top_level}"
+    else:
+        text = f"{m.backbone}/{m.top_level}"
+    if m.neck.type != "none":
+        levels = sorted(int(level) for level in m.neck.levels)
+        text += f" + {m.neck.type} {levels[0]}-{levels[-1]}"
+    if any(getattr(h, "posture_graph", False) for h in head_configs(config).values()):
+        text += " + graph"
+    return text

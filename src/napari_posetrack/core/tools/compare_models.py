@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_posetrack.core.config import TrainingConfig
+from napari_posetrack.core.config.model import describe_architecture
 from napari_posetrack.core.errors import MissingFileError, PoseTrackError
 from napari_posetrack.core.labels import PREDICTED, USER, Labels
 
@@ -109,8 +111,9 @@ def compare_models(
 
     Returns
     -------
-    One dict per predictor: ``model``, ``pipeline``, ``validation_frames``, ``best_val_loss`` and the
-    full :func:`evaluate_poses` result under ``metrics``.
+    One dict per predictor: ``model``, ``pipeline``, ``architecture`` (backbone, top level, neck, per
+    run), ``validation_frames``, ``best_val_loss`` and the full :func:`evaluate_poses` result under
+    ``metrics``.
     """
     from napari_posetrack.core.evaluation import evaluate_poses
     from napari_posetrack.core.inference.api import predict_labels
@@ -154,6 +157,8 @@ def compare_models(
         rows.append({
             "model": model_set.name,
             "pipeline": model_set.pipeline,
+            "architecture": "; ".join(describe_architecture(TrainingConfig.from_file(r / "training_config.yaml"))
+                                      for r in model_set.runs),
             "validation_frames": len(pairs),
             "predicted_instances": int(predicted.n_instances),
             "best_val_loss": _best_val_loss(model_set.runs[-1]),
@@ -164,12 +169,13 @@ def compare_models(
 
 def format_comparison(rows: list[dict[str, Any]]) -> str:
     """A plain-text table: one line per model with the headline numbers."""
-    header = f"{'model':60s} {'pipeline':10s} {'frames':>6s} {'median px':>9s} {'p90 px':>7s} {'OKS mAP':>7s}"
+    header = (f"{'model':48s} {'architecture':34s} {'pipeline':10s} {'frames':>6s} {'median px':>9s} {'p90 px':>7s} "
+              f"{'OKS mAP':>7s}")
     lines = [header, "-" * len(header)]
     for r in rows:
         d = r["metrics"]["distance"]["all"]
         lines.append(
-            f"{r['model'][:60]:60s} {r['pipeline']:10s} {r['validation_frames']:6d} "
+            f"{r['model'][:48]:48s} {r['architecture'][:34]:34s} {r['pipeline']:10s} {r['validation_frames']:6d} "
             f"{d['median']:9.2f} {d['p90']:7.2f} {r['metrics']['oks']['mAP']:7.3f}"
         )
     return "\n".join(lines)
