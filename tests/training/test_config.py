@@ -309,10 +309,47 @@ def test_sleap_bottomup_and_unsupported_backbone(tmp_path):
     assert cfg.model.pipeline == "bottomup"
     assert cfg.model.heads.pafs.sigma == 75.0 and cfg.model.heads.pafs.loss_weight == 2.0
     assert cfg.model.heads.pafs.output_stride == 8
-    raw["model"]["backbone"] = {"unet": None, "resnet": {"version": "ResNet50"}}
+    raw["model"]["backbone"] = {"unet": None, "leap": {"max_stride": 8}}
     path.write_text(json.dumps(raw))
-    with pytest.raises(FileFormatError, match="UNet"):
+    with pytest.raises(FileFormatError, match="leap.*no counterpart"):
         TrainingConfig.from_sleap_json(path)
+
+
+def test_sleap_resnet_encoder_and_hourglass_backbones_map_onto_the_zoo(tmp_path):
+    raw = _sleap_training_config()
+    path = tmp_path / "zoo.json"
+    raw["model"]["backbone"] = {
+        "unet": None,
+        "resnet": {"version": "ResNet50", "weights": "frozen", "max_stride": 32, "output_stride": 4,
+                   "upsampling": {"method": "interpolation", "skip_connections": "add", "filters": 64}},
+    }
+    path.write_text(json.dumps(raw))
+    cfg = TrainingConfig.from_sleap_json(path)
+    head_level = cfg.model.heads.confmaps.output_stride.bit_length() - 1
+    assert (cfg.model.backbone, cfg.model.top_level, cfg.model.neck.type) == ("resnet50", 5, "fpn")
+    assert cfg.model.neck.levels == list(range(head_level, 6)) and cfg.model.neck.channels == 64
+    assert cfg.optimization.initialization == "imagenet"
+    with pytest.raises(ConfigError, match="data.crop_size: 144 is not a multiple of the model's max stride"):
+        cfg.validate(skeleton=FLY, check_paths=False)  # SLEAP's crop fitted its UNet's stride of 16
+    cfg.data.crop_size = 160
+    cfg.validate(skeleton=FLY, check_paths=False)
+
+    raw["model"]["backbone"] = {"pretrained_encoder": {"encoder": "efficientnetb0", "pretrained": False}}
+    path.write_text(json.dumps(raw))
+    cfg = TrainingConfig.from_sleap_json(path)
+    assert cfg.model.backbone == "efficientnet_b0" and cfg.optimization.initialization == "random"
+    cfg.data.crop_size = 160
+    cfg.validate(skeleton=FLY, check_paths=False)
+    raw["model"]["backbone"] = {"pretrained_encoder": {"encoder": "densenet121"}}
+    path.write_text(json.dumps(raw))
+    with pytest.raises(FileFormatError, match="densenet121.*no torchvision counterpart"):
+        TrainingConfig.from_sleap_json(path)
+
+    raw["model"]["backbone"] = {"hourglass": {"max_stride": 32, "stacks": 3, "filters": 32}}
+    path.write_text(json.dumps(raw))
+    cfg = TrainingConfig.from_sleap_json(path)
+    assert cfg.model.backbone == "stacked_hourglass" and cfg.model.stacked_hourglass.n_stacks == 3
+    assert cfg.model.stacked_hourglass.filters == 32 and cfg.model.top_level == 5
 
 
 @pytest.mark.parametrize("name", ["single", "topdown", "bottomup"])

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from napari_posetrack.core.config.coerce import _coerce
-from napari_posetrack.core.config.model import ConfmapHeadConfig, PAFHeadConfig
+from napari_posetrack.core.config.model import ConfmapHeadConfig, PAFHeadConfig, head_configs
 from napari_posetrack.core.config.optimization import AugmentationConfig
 from napari_posetrack.core.config.training import TrainingConfig
 from napari_posetrack.core.errors import ConfigError, FileFormatError
@@ -54,25 +54,6 @@ def _convert_sleap(raw: dict[str, Any]) -> TrainingConfig:
     if crop.get("center_on_part") is not None:
         data.anchor_part = str(crop["center_on_part"])
 
-    backbone = _section(raw, "model", "backbone")
-    unet = backbone.get("unet")
-    if not isinstance(unet, dict):
-        others = [k for k, v in backbone.items() if v]
-        raise ConfigError(f"model.backbone: only the UNet backbone is supported (this file uses {others})")
-    u = cfg.model.unet
-    if unet.get("stem_stride") is not None:
-        u.stem_stride = _coerce(unet["stem_stride"], int, "model.unet.stem_stride")
-    for key, hint in (
-        ("max_stride", int),
-        ("filters", int),
-        ("filters_rate", float),
-        ("middle_block", bool),
-        ("up_interpolate", bool),
-        ("convs_per_block", int),
-    ):
-        if unet.get(key) is not None:
-            setattr(u, key, _coerce(unet[key], hint, f"model.unet.{key}"))
-
     heads = _section(raw, "model", "heads")
     kinds = [
         k for k in ("single_instance", "centroid", "centered_instance", "multi_instance") if heads.get(k)
@@ -94,6 +75,8 @@ def _convert_sleap(raw: dict[str, Any]) -> TrainingConfig:
         _sleap_head(head, cfg.model.heads.confmaps, "model.heads.confmaps")
     if isinstance(head, dict) and head.get("anchor_part") is not None:
         data.anchor_part = str(head["anchor_part"])
+    # after the heads: the neck's finest level follows the heads' output stride
+    _convert_sleap_backbone(_section(raw, "model", "backbone"), cfg)
 
     opt = _section(raw, "optimization")
     o = cfg.optimization
@@ -206,3 +189,93 @@ def _convert_sleap_augmentation(aug: dict[str, Any], a: AugmentationConfig) -> N
     ):
         if aug.get(theirs) is not None:
             setattr(a, ours, _coerce(aug[theirs], float, f"optimization.augmentation.{ours}"))
+
+
+SLEAP_ENCODERS = {
+    **{f"efficientnetb{i}": f"efficientnet_b{i}" for i in range(8)},
+    **{f"resnet{d}": f"resnet{d}" for d in (18, 34, 50, 101, 152)},
+    "mobilenetv2": "mobilenet_v2",
+}
+"""SLEAP's ``pretrained_encoder`` names (segmentation_models) that have a torchvision counterpart here."""
+
+
+def _log2_level(stride: Any, name: str) -> int:
+    value = _coerce(stride, int, name)
+    if value < 1 or value & (value - 1):
+        raise ConfigError(f"{name}: must be a power of two, got {value}")
+    return value.bit_length() - 1
+
+
+def _convert_sleap_backbone(backbone: dict[str, Any], cfg: TrainingConfig) -> None:
+    """SLEAP's UNet, ResNet, pretrained encoder and hourglass backbones, mapped onto ours.
+
+    SLEAP's ResNet and pretrained encoders decode with skip connections up to the output stride; here
+    that is an FPN neck over the same levels. Their ImageNet weights become ``initialization:
+    imagenet`` (the weights file is then looked up locally when training starts).
+    """
+    m = cfg.model
+    if isinstance(backbone.get("unet"), dict):
+        unet = backbone["unet"]
+        u = m.unet
+        if unet.get("stem_stride") is not None:
+            u.stem_stride = _coerce(unet["stem_stride"], int, "model.unet.stem_stride")
+        for key, hint in (
+            ("max_stride", int),
+            ("filters", int),
+            ("filters_rate", float),
+            ("middle_block", bool),
+            ("up_interpolate", bool),
+            ("convs_per_block", int),
+        ):
+            if unet.get(key) is not None:
+                setattr(u, key, _coerce(unet[key], hint, f"model.unet.{key}"))
+        return
+    finest = min(int(h.output_stride) for h in head_configs(cfg).values()).bit_length() - 1
+    if isinstance(backbone.get("resnet"), dict):
+        resnet = backbone["resnet"]
+        version = str(resnet.get("version", "ResNet50")).lower()
+        if version not in SLEAP_ENCODERS.values():
+            raise ConfigError(f"model.backbone.resnet.version: {resnet.get('version')!r} is not a ResNet we have")
+        m.backbone = version
+        m.top_level = min(5, _log2_level(resnet.get("max_stride", 32), "model.backbone.resnet.max_stride"))
+        if str(resnet.get("weights", "random")).lower() != "random":
+            cfg.optimization.initialization = "imagenet"
+        upsampling = resnet.get("upsampling")
+        if isinstance(upsampling, dict) and finest < m.top_level:
+            m.neck.type = "fpn"
+            m.neck.levels = list(range(max(finest, 1), m.top_level + 1))
+            if upsampling.get("filters") is not None:
+                m.neck.channels = _coerce(upsampling["filters"], int, "model.neck.channels")
+        return
+    if isinstance(backbone.get("pretrained_encoder"), dict):
+        enc = backbone["pretrained_encoder"]
+        name = str(enc.get("encoder", "")).lower()
+        if name not in SLEAP_ENCODERS:
+            raise ConfigError(
+                f"model.backbone.pretrained_encoder.encoder: {enc.get('encoder')!r} has no torchvision "
+                f"counterpart here; supported: {', '.join(SLEAP_ENCODERS)}"
+            )
+        m.backbone = SLEAP_ENCODERS[name]
+        m.top_level = 5
+        if enc.get("pretrained", True):
+            cfg.optimization.initialization = "imagenet"
+        if finest < m.top_level:
+            m.neck.type = "fpn"
+            m.neck.levels = list(range(max(finest, 1), m.top_level + 1))
+            if enc.get("decoder_filters") is not None:
+                m.neck.channels = _coerce(enc["decoder_filters"], int, "model.neck.channels")
+        return
+    if isinstance(backbone.get("hourglass"), dict):
+        hg = backbone["hourglass"]
+        m.backbone = "stacked_hourglass"
+        m.top_level = min(5, _log2_level(hg.get("max_stride", 64), "model.backbone.hourglass.max_stride"))
+        if hg.get("stacks") is not None:
+            m.stacked_hourglass.n_stacks = _coerce(hg["stacks"], int, "model.stacked_hourglass.n_stacks")
+        if hg.get("filters") is not None:
+            m.stacked_hourglass.filters = _coerce(hg["filters"], int, "model.stacked_hourglass.filters")
+        return
+    others = [k for k, v in backbone.items() if v]
+    raise ConfigError(
+        f"model.backbone: {others or 'no backbone'} has no counterpart here; SLEAP's unet, resnet, "
+        "pretrained_encoder and hourglass backbones are read"
+    )
