@@ -139,6 +139,8 @@ class PoseModel(nn.Module):
 
 def build_backbone(config: TrainingConfig, in_channels: int) -> nn.Module:
     """The backbone ``config.model.backbone`` names, for images of ``in_channels`` channels."""
+    from napari_posetrack.core.config.model import DPK_BACKBONES
+
     name = config.model.backbone
     if name == "unet":
         return UNet.from_config(config.model.unet, in_channels, min(backbone_strides(config)))
@@ -146,6 +148,10 @@ def build_backbone(config: TrainingConfig, in_channels: int) -> nn.Module:
         from napari_posetrack.core.models.torchvision_backbones import build_torchvision_backbone
 
         return build_torchvision_backbone(config, in_channels)
+    if name in DPK_BACKBONES:
+        from napari_posetrack.core.models.dpk import build_dpk_backbone
+
+        return build_dpk_backbone(config, in_channels)
     raise ConfigError(f"model.backbone: unknown backbone {name!r}")
 
 
