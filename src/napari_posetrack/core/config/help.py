@@ -20,10 +20,17 @@ FIELD_HELP: dict[str, str] = {
     "the video content is grayscale).",
     "data.user_instances_only": "Train only on poses a person placed or corrected (not on raw predictions).",
     "data.input_size": "Letterbox: [height, width] every image is scaled to fit inside, keeping its shape, "
-    "with the rest padded (never stretched or cut). Empty = frames keep their own size (times input scaling). "
+    "centred with black borders (never stretched or cut), so label sets mixing image sizes (several cameras, "
+    "crops) train at one resolution; keypoints move with their image and predictions come back in each "
+    "frame's own pixels. Whole-frame models (single instance, bottom-up, top-down's centroid model) use it "
+    "instead of input scaling and centroid input scaling, which they then ignore. A top-down centered-instance "
+    "model ignores it: its crops are cut from frames scaled by input scaling (crop size in those pixels), so "
+    "an animal is the same size in every crop. Empty = frames keep their own size (times input scaling). "
     "Both must be multiples of the model's max stride.",
-    "data.resize_input": "With an input size set: at prediction, scale every frame to that size (steady speed, "
-    "the resolution the model was trained at) when on; when off, frames keep their own size, only padded.",
+    "data.resize_input": "With an input size set: at prediction, on = letterbox every frame into that size, as "
+    "in training (steady speed and memory whatever the video); off = frames keep their own pixel size, only "
+    "padded to the max stride (for videos whose animals look as big as in the training images; faster on "
+    "small frames). Points come back in the frame's own pixels either way.",
     "data.seed": "Random seed for the train/validation split and augmentation; the same seed repeats a run.",
     # model
     "model.pipeline": "What the model predicts: 'single_instance' (one animal per frame), 'centroid' (where "

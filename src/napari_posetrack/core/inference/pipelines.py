@@ -1,9 +1,10 @@
 """Inference pipelines: frames in, instances out (single-instance, top-down, bottom-up).
 
 Every pipeline takes a batch of decoded frames ``(B, H, W, C)`` uint8 (numpy, as the video reader
-returns them), prepares them exactly as training did (the same resize and channel conversion), runs
-the network and peak finding on the model's device, and returns per-frame instances in original
-video pixels.
+returns them), prepares them exactly as training did (the same resize or letterbox and channel
+conversion), runs the network and peak finding on the model's device, and returns per-frame instances
+in original video pixels: every point goes back through the inverse of the
+:class:`~napari_posetrack.core.training.data.FrameGeometry` that placed its frame in the input.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from napari_posetrack.core.config import TrainingConfig
     from napari_posetrack.core.labels import Skeleton
+    from napari_posetrack.core.training.data import FrameGeometry
 
 
 @dataclass
@@ -96,6 +98,10 @@ class LoadedModel:
         Where inputs are sent.
     run_dir
         The run folder it came from (for messages).
+
+    A model trained with ``data.input_size`` (whole-frame models) letterboxes every frame into that
+    size when ``data.resize_input`` is on, and otherwise runs on frames at their own size, only padded
+    to the max stride; other models scale frames by ``data.input_scaling``.
     """
 
     def __init__(self, config: TrainingConfig, skeleton: Skeleton, model: Any, device: torch.device, run_dir: str = "") -> None:
@@ -104,7 +110,11 @@ class LoadedModel:
         self.config, self.skeleton, self.model = config, skeleton, model
         self.run_dir = str(run_dir)
         self.pipeline = config.model.pipeline
-        self.scaling = float(config.data.input_scaling)
+        from napari_posetrack.core.training.data import letterbox_size
+
+        self.scaling = float(config.data.input_scaling)  # not used when letterboxing
+        self.letterbox = letterbox_size(config)
+        self.resize_input = bool(config.data.resize_input)
         self.channels = input_channels(config)
         self.device = device
         self.max_stride = int(model.max_stride)
@@ -122,15 +132,23 @@ class LoadedModel:
         h = self.config.head_configs[name]
         return int(h.output_stride), float(h.sigma) / float(h.output_stride)
 
+    def geometry(self, height: int, width: int) -> FrameGeometry:
+        """How a ``height`` x ``width`` frame is placed in this model's input (and how points go back)."""
+        from napari_posetrack.core.training.data import frame_geometry
+
+        if self.letterbox is not None and not self.resize_input:
+            return frame_geometry(height, width)  # own resolution: only the stride padding below
+        return frame_geometry(height, width, input_scaling=self.scaling, input_size=self.letterbox)
+
     def prepare(self, frames: np.ndarray) -> torch.Tensor:
         """``(B, H, W, C)`` uint8 frames -> the padded float tensor the network was trained on."""
         import torch
 
         from napari_posetrack.core.models.model import pad_to_stride
-        from napari_posetrack.core.training.data import convert_channels, resize_frame, scaled_size
+        from napari_posetrack.core.training.data import convert_channels, resize_frame
 
-        h, w = scaled_size(frames.shape[1], frames.shape[2], self.scaling)
-        batch = np.stack([convert_channels(resize_frame(f, (h, w)), self.channels) for f in frames])
+        g = self.geometry(frames.shape[1], frames.shape[2])
+        batch = g.place(np.stack([convert_channels(resize_frame(f, g.size), self.channels) for f in frames]))
         tensor = torch.from_numpy(batch).to(self.device, non_blocking=True)
         tensor = tensor.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
         return pad_to_stride(tensor, self.max_stride)
@@ -189,7 +207,8 @@ class SingleInstancePipeline(Pipeline):
         out = self.model(self.model.prepare(frames))
         stride, sigma = self.model.head("confmaps")
         xy, values = find_global_peaks(out["confmaps"], self.options.peak_threshold, self.options.refinement, sigma)
-        return {"frames": list(frame_indices), "xy": xy * stride / self.model.scaling, "values": values}
+        back = self.model.geometry(frames.shape[1], frames.shape[2]).to_original(xy * stride)
+        return {"frames": list(frame_indices), "xy": back, "values": values}
 
     def assemble(self, raw: dict[str, Any]) -> list[FramePredictions]:
         pts = raw["xy"].cpu().numpy().astype(np.float64)
@@ -216,7 +235,8 @@ def strongest_per_sample(sample: torch.Tensor, values: torch.Tensor, k: int) -> 
 
 
 class TopDownPipeline(Pipeline):
-    """Centroid model on the (scaled) frame, then a centered-instance model on a crop around each centroid."""
+    """Centroid model on the (scaled or letterboxed) frame, then a centered-instance model on a crop around each
+    centroid, cut from the frame scaled by the centered-instance model's input scaling."""
 
     def __init__(self, centroid: LoadedModel, centered: LoadedModel, options: InferenceOptions) -> None:
         self.centroid, self.centered, self.options, self.skeleton = centroid, centered, options, centered.skeleton
@@ -241,7 +261,10 @@ class TopDownPipeline(Pipeline):
         raw: dict[str, Any] = {"frames": list(frame_indices), "n_frames": len(frames)}
         if len(sample) == 0:
             return raw
-        centres = xy * c_stride / self.centroid.scaling  # original pixels
+        height, width = frames.shape[1], frames.shape[2]
+        centres = self.centroid.geometry(height, width).to_original(xy * c_stride)  # original pixels
+        # the crops come from the frame as the centered-instance model saw frames in training
+        crop_frame = self.centered.geometry(height, width)
         n_frames, n_nodes = len(frames), self.skeleton.n_nodes
         # one crop per centroid, all frames of the batch at once
         counts = torch.bincount(sample, minlength=n_frames)
@@ -249,14 +272,15 @@ class TopDownPipeline(Pipeline):
         slot = torch.cat([torch.arange(int(c), device=sample.device) for c in counts])
         order = torch.argsort(sample, stable=True)
         grid = torch.full((n_frames, width, 2), float("nan"), device=maps.device)
-        grid[sample[order], slot] = centres[order] * self.centered.scaling
+        grid[sample[order], slot] = crop_frame.to_input(centres[order])
         images = self.centered.prepare(frames)
         dummy = torch.zeros((n_frames, width, n_nodes, 2), device=images.device)
         crops = crop_instances(images, dummy, grid.to(images.device), self.crop_size)
         cm = self.centered(crops.images)["confmaps"]
         i_stride, i_sigma = self.centered.head("confmaps")
         pxy, pval = find_global_peaks(cm, o.peak_threshold, o.refinement, i_sigma)
-        raw.update(xy=(pxy * i_stride + crops.offsets[:, None, :]) / self.centered.scaling, values=pval, sample=crops.sample)
+        back = crop_frame.to_original(pxy * i_stride + crops.offsets[:, None, :])
+        raw.update(xy=back, values=pval, sample=crops.sample)
         return raw
 
     def assemble(self, raw: dict[str, Any]) -> list[FramePredictions]:
@@ -293,6 +317,7 @@ class BottomUpPipeline(Pipeline):
         return {
             "frames": list(frame_indices), "sample": sample, "node": node, "xy": xy * stride, "values": values,
             "pafs": out["pafs"], "input_size": (int(h) * stride, int(w) * stride),
+            "geometry": self.model.geometry(frames.shape[1], frames.shape[2]),
         }
 
     def assemble(self, raw: dict[str, Any]) -> list[FramePredictions]:
@@ -309,7 +334,7 @@ class BottomUpPipeline(Pipeline):
                 scaled_xy[sel], node[sel], values[sel], pafs[i], edges, self.skeleton.n_nodes,
                 paf_stride, raw["input_size"], o.grouping,
             )
-            results.append(self._finish(int(f), pts / self.model.scaling, ps, scores))
+            results.append(self._finish(int(f), raw["geometry"].to_original(pts), ps, scores))
         return results
 
 

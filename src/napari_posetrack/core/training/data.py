@@ -1,9 +1,9 @@
 """Training data: labelled frames decoded once, scaled once, split by frame, served in batches.
 
 The pipeline is deliberately thin on the host: frames are decoded a single time (through
-:func:`napari_posetrack.core.video.open_video`), resized by the input scaling, padded to a common
-size and kept as ``uint8`` (in memory, or in a ``.npy`` memmap inside the run folder for projects
-too large for memory). A batch is one fancy index into that array plus the matching keypoints;
+:func:`napari_posetrack.core.video.open_video`), resized by the input scaling (or letterboxed into
+``data.input_size``), padded to a common size and kept as ``uint8`` (in memory, or in a ``.npy``
+memmap inside the run folder for projects too large for memory). A batch is one fancy index into that array plus the matching keypoints;
 augmentation and target rendering happen afterwards on the training device
 (:mod:`napari_posetrack.core.training.augmentation`, :mod:`napari_posetrack.core.training.targets`).
 """
@@ -15,12 +15,15 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from napari_posetrack.core.errors import FileFormatError, MissingFileError, atomic_write
 from napari_posetrack.core.labels import USER, Labels
+
+if TYPE_CHECKING:
+    from napari_posetrack.core.config import TrainingConfig
 
 SPLIT_FILE = "split.json"
 FRAME_CACHE_FILE = "frames.npy"
@@ -152,29 +155,134 @@ def load_split(path: str | os.PathLike[str], frames: LabelledFrames) -> Split:
                  float(doc.get("validation_fraction", 0.0)))
 
 
-# --------------------------------------------------------------------------- frame cache
+# --------------------------------------------------------------------------- input geometry
 
 
-@dataclass
-class FrameCache:
-    """Decoded, scaled, padded frames ``(n, H, W, C)`` uint8 with keypoints in the same pixel frame.
+@dataclass(frozen=True)
+class FrameGeometry:
+    """Where a frame of one size lands in the network input, and the exact way back.
 
-    ``images`` is an ``ndarray`` or a read-only ``np.memmap``; ``points`` are already multiplied by
-    ``input_scaling``. ``path`` is the ``.npy`` file when the cache lives on disk.
+    A frame is resized to ``size`` and placed in a ``canvas`` (black elsewhere) with its top-left
+    pixel at ``pad``; a point moves as ``input = original * scale + offset`` (per axis ``x, y``), so
+    ``original = (input - offset) / scale`` recovers it exactly. The canvas is later padded at the
+    bottom and right to the model's stride, which moves no point.
+
+    Attributes
+    ----------
+    size
+        ``(h, w)`` of the resized frame.
+    canvas
+        ``(H, W)`` of the network input before stride padding.
+    pad
+        ``(top, left)`` of the resized frame in the canvas.
+    scale, offset
+        ``(2,)`` float64 ``x, y`` factors and shifts from original to input pixels.
     """
 
-    images: np.ndarray
-    points: np.ndarray
-    n_instances: np.ndarray
-    input_scaling: float
-    path: Path | None = None
+    size: tuple[int, int]
+    canvas: tuple[int, int]
+    pad: tuple[int, int]
+    scale: np.ndarray
+    offset: np.ndarray
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+    def _like(self, points: Any) -> tuple[Any, Any]:
+        if isinstance(points, np.ndarray):
+            return self.scale, self.offset
+        import torch
 
-    def __len__(self) -> int:
-        return len(self.images)
+        return (torch.as_tensor(self.scale, dtype=points.dtype, device=points.device),
+                torch.as_tensor(self.offset, dtype=points.dtype, device=points.device))
+
+    def to_input(self, points: Any) -> Any:
+        """``(..., 2)`` ``x, y`` in original-frame pixels -> network-input pixels (numpy or torch)."""
+        scale, offset = self._like(points)
+        return points * scale + offset
+
+    def to_original(self, points: Any) -> Any:
+        """``(..., 2)`` ``x, y`` in network-input pixels -> original-frame pixels (numpy or torch)."""
+        scale, offset = self._like(points)
+        return (points - offset) / scale
+
+    def place(self, frames: np.ndarray) -> np.ndarray:
+        """``(B, size, C)`` resized frames -> ``(B, canvas, C)`` with black around them."""
+        if self.canvas == self.size:
+            return frames
+        out = np.zeros((len(frames), *self.canvas, frames.shape[-1]), dtype=frames.dtype)
+        top, left = self.pad
+        out[:, top : top + self.size[0], left : left + self.size[1]] = frames
+        return out
+
+
+def frame_geometry(
+    height: int, width: int, *, input_scaling: float = 1.0, input_size: Sequence[int] | None = None
+) -> FrameGeometry:
+    """The :class:`FrameGeometry` of a ``height`` x ``width`` frame.
+
+    Parameters
+    ----------
+    height, width
+        The original frame size.
+    input_scaling
+        Without ``input_size``: the frame is resized by this factor and keypoints are multiplied by
+        it (the long-standing convention, kept so existing models predict as they were trained).
+    input_size
+        ``(H, W)`` letterbox: the frame is scaled by the largest factor that fits it inside, keeping
+        its aspect ratio, and centred (the black border is split evenly, the odd pixel going to the
+        bottom or right). ``input_scaling`` is not used. The per-axis factors are the exact ratios of
+        the rounded resized size to the original, and points map pixel centre to pixel centre as the
+        resize samples them, so keypoints stay on the pixels they label at every image size.
+    """
+    if input_size is None:
+        h, w = scaled_size(height, width, input_scaling)
+        factor = float(input_scaling)
+        return FrameGeometry((h, w), (h, w), (0, 0), np.array([factor, factor]), np.zeros(2))
+    canvas_h, canvas_w = int(input_size[0]), int(input_size[1])
+    if canvas_h < 1 or canvas_w < 1:
+        raise ValueError(f"input size must be positive, got {list(input_size)}")
+    factor = min(canvas_h / height, canvas_w / width)
+    h = min(max(1, int(round(height * factor))), canvas_h)
+    w = min(max(1, int(round(width * factor))), canvas_w)
+    top, left = (canvas_h - h) // 2, (canvas_w - w) // 2
+    scale = np.array([w / width, h / height], dtype=np.float64)
+    # pixel centres: input pixel i covers original [i / s, (i + 1) / s) in edge coordinates
+    offset = 0.5 * scale - 0.5 + np.array([left, top], dtype=np.float64)
+    return FrameGeometry((h, w), (canvas_h, canvas_w), (top, left), scale, offset)
+
+
+def letterbox_size(config: TrainingConfig) -> tuple[int, int] | None:
+    """``data.input_size`` when this model letterboxes its frames, else ``None``.
+
+    Whole-frame models (single instance, bottom-up, centroid) letterbox; a centered-instance model
+    does not: its crops are cut from frames scaled by ``data.input_scaling``, so an animal has the
+    same size in pixels in every crop whatever the size of the image it came from.
+    """
+    size = config.data.input_size
+    if size is None or config.model.pipeline == "centered_instance":
+        return None
+    return int(size[0]), int(size[1])
+
+
+def frame_scaling(config: TrainingConfig) -> tuple[float, tuple[int, int] | None]:
+    """``(input_scaling, input_size)`` to build a model's frames with (:func:`build_frame_cache`).
+
+    A letterboxing model (:func:`letterbox_size`) gets ``(1.0, input_size)``: the letterbox picks each
+    image's scale, so ``data.input_scaling`` is not used. A single-instance or bottom-up model given
+    both warns, naming the field; a centroid model does not, because in a top-down job its input
+    scaling is the one the centered-instance crops use.
+    """
+    import warnings
+
+    size = letterbox_size(config)
+    if size is None:
+        return float(config.data.input_scaling), None
+    if config.data.input_scaling != 1.0 and config.model.pipeline in ("single_instance", "bottomup"):
+        warnings.warn(
+            f"data.input_scaling ({config.data.input_scaling}) is not used: data.input_size {list(size)} "
+            "letterboxes every frame, which sets its scale; set data.input_scaling to 1.0 (or clear "
+            "data.input_size to scale frames by it instead)",
+            UserWarning, stacklevel=2,
+        )
+    return 1.0, size
 
 
 def scaled_size(height: int, width: int, input_scaling: float) -> tuple[int, int]:
@@ -195,6 +303,40 @@ def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out.reshape(h, w, -1)
 
 
+# --------------------------------------------------------------------------- frame cache
+
+
+@dataclass
+class FrameCache:
+    """Decoded, scaled, padded frames ``(n, H, W, C)`` uint8 with keypoints in the same pixel frame.
+
+    ``images`` is an ``ndarray`` or a read-only ``np.memmap``; ``points`` are already in input pixels:
+    ``original * scale[i] + offset[i]`` for frame row ``i`` (see :class:`FrameGeometry`). ``scale`` and
+    ``offset`` are ``(n, 2)`` ``x, y`` per row, because letterboxed images of different sizes are
+    scaled differently. ``path`` is the ``.npy`` file when the cache lives on disk.
+    """
+
+    images: np.ndarray
+    points: np.ndarray
+    n_instances: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray
+    path: Path | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def to_original(self, rows: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """``points`` ``(len(rows), ..., 2)`` in input pixels of those frame rows -> original pixels."""
+        rows = np.asarray(rows, dtype=np.int64)
+        shape = (len(rows),) + (1,) * (np.ndim(points) - 2) + (2,)
+        return (points - self.offset[rows].reshape(shape)) / self.scale[rows].reshape(shape)
+
+
 def convert_channels(frames: np.ndarray, channels: int | None) -> np.ndarray:
     """Frames ``(..., C)`` as 1 (BT.601 luminance) or 3 (repeated grey) channels; ``None`` keeps them."""
     if channels is None or frames.shape[-1] == channels:
@@ -213,6 +355,7 @@ def build_frame_cache(
     frames: LabelledFrames,
     *,
     input_scaling: float = 1.0,
+    input_size: Sequence[int] | None = None,
     channels: int | None = None,
     stride: int = 1,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -220,7 +363,7 @@ def build_frame_cache(
     cache_name: str = FRAME_CACHE_FILE,
     progress: Any = None,
 ) -> FrameCache:
-    """Decode every labelled frame once, scale it, pad it to a common size divisible by ``stride``.
+    """Decode every labelled frame once, scale (or letterbox) it, pad it to a common size divisible by ``stride``.
 
     Parameters
     ----------
@@ -229,7 +372,11 @@ def build_frame_cache(
     frames
         The labelled frames to cache (their order is the cache order).
     input_scaling
-        Factor applied to frames and keypoints once, here.
+        Factor applied to frames and keypoints once, here (without ``input_size``).
+    input_size
+        ``(H, W)``: letterbox every frame into it instead (:func:`frame_geometry`), so videos of
+        different sizes share one resolution; each row's ``scale`` and ``offset`` record how its
+        keypoints moved.
     channels
         1 or 3 to force grayscale or RGB; ``None`` keeps what the reader returns (1 for grayscale
         content). Videos of one project with differing channel counts are converted to 3.
@@ -262,12 +409,18 @@ def build_frame_cache(
                 if isinstance(exc, (FileFormatError, MissingFileError)):
                     raise
                 raise FileFormatError(video.filename, f"cannot open video for training ({exc})") from exc
-        sizes = {v: scaled_size(*r.shape[:2], input_scaling) for v, r in readers.items()}
+        geometry = {
+            v: frame_geometry(*r.shape[:2], input_scaling=input_scaling, input_size=input_size)
+            for v, r in readers.items()
+        }
         chans = {r.shape[2] for r in readers.values()}
         if channels is None:
             channels = chans.pop() if len(chans) == 1 else 3
-        height = max((s[0] for s in sizes.values()), default=1)
-        width = max((s[1] for s in sizes.values()), default=1)
+        if input_size is not None:
+            height, width = int(input_size[0]), int(input_size[1])
+        else:
+            height = max((g.canvas[0] for g in geometry.values()), default=1)
+            width = max((g.canvas[1] for g in geometry.values()), default=1)
         stride = max(int(stride), 1)
         height, width = -(-height // stride) * stride, -(-width // stride) * stride
         shape = (len(frames), height, width, channels)
@@ -284,7 +437,8 @@ def build_frame_cache(
         for v, reader in readers.items():
             idx = np.flatnonzero(frames.pairs[:, 0] == v)
             order = idx[np.argsort(frames.pairs[idx, 1], kind="stable")]
-            h, w = sizes[v]
+            g = geometry[v]
+            (h, w), (top, left) = g.size, g.pad
             # decode in sorted order, in chunks, so seeking stays forward and memory stays bounded
             for start in range(0, len(order), 64):
                 chunk = order[start : start + 64]
@@ -303,7 +457,7 @@ def build_frame_cache(
                     raise FileFormatError(reader.path, f"cannot decode frames for training ({exc})") from exc
                 for row, frame in zip(chunk, decoded):
                     scaled = convert_channels(resize_frame(np.asarray(frame), (h, w)), channels)
-                    images[row, :h, :w] = scaled
+                    images[row, top : top + h, left : left + w] = scaled
                 done += len(chunk)
                 if progress is not None:
                     progress(done, len(frames))
@@ -314,8 +468,14 @@ def build_frame_cache(
     finally:
         for r in readers.values():
             r.close()
-    points = frames.points * np.float32(input_scaling)
-    return FrameCache(images, points, frames.n_instances.copy(), float(input_scaling), path)
+    scale = np.ones((len(frames), 2), dtype=np.float64)
+    offset = np.zeros((len(frames), 2), dtype=np.float64)
+    for v, g in geometry.items():
+        rows = frames.pairs[:, 0] == v
+        scale[rows], offset[rows] = g.scale, g.offset
+    # in float32, as the keypoints are: plain scaling stays exactly ``points * input_scaling``
+    points = frames.points * scale[:, None, None].astype(np.float32) + offset[:, None, None].astype(np.float32)
+    return FrameCache(images, points, frames.n_instances.copy(), scale, offset, path)
 
 
 # --------------------------------------------------------------------------- batches
@@ -329,7 +489,8 @@ class FrameBatchDataset:
 
     Items of the dict:
     ``image`` (B, H, W, C) uint8, ``points`` (B, M, N, 2) float32 (NaN = missing),
-    ``n_instances`` (B,) int64, ``index`` (B,) int64 (frame row), and for instance-level
+    ``n_instances`` (B,) int64, ``index`` (B,) int64 (frame row), ``scale`` (B, 2) float32 (``x, y``
+    input pixels per original pixel, for errors in original pixels), and for instance-level
     sampling ``instance`` (B,) int64 (which instance of the frame the sample is about).
 
     Parameters
@@ -366,7 +527,7 @@ class FrameBatchDataset:
         if self._path is not None:
             state["_images"] = None
             state["cache"] = FrameCache(np.zeros((0,) + self.cache.image_shape, np.uint8), self.cache.points,
-                                        self.cache.n_instances, self.cache.input_scaling, self._path)
+                                        self.cache.n_instances, self.cache.scale, self.cache.offset, self._path)
         return state
 
     @property
@@ -390,6 +551,7 @@ class FrameBatchDataset:
             "points": torch.from_numpy(np.ascontiguousarray(self.cache.points[rows])),
             "n_instances": torch.from_numpy(self.cache.n_instances[rows].astype(np.int64)),
             "index": torch.from_numpy(rows.copy()),
+            "scale": torch.from_numpy(self.cache.scale[rows].astype(np.float32)),
         }
         if self.instance_of_sample is not None:
             batch["instance"] = torch.from_numpy(self.instance_of_sample[samples].copy())

@@ -4,7 +4,9 @@ A :class:`TrainingPipeline` receives the batch from
 :class:`~napari_posetrack.core.training.data.FrameBatchDataset` already on the device (images float
 ``(B, C, H, W)`` in [0, 1], keypoints ``(B, M, N, 2)`` in scaled pixels, NaN = missing) and returns the
 network input, the targets of every head (:func:`~napari_posetrack.core.training.targets.model_targets`)
-and the keypoints the validation pixel error is measured against.
+and the keypoints the validation pixel error is measured against. Frames of one batch may have been
+scaled differently (letterboxed images of different sizes); the batch's per-sample ``scale`` turns
+errors back into original-video pixels.
 """
 
 from __future__ import annotations
@@ -55,7 +57,12 @@ class TrainingPipeline:
     def prepare(
         self, batch: dict[str, torch.Tensor], *, training: bool, generator: Any
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """``(inputs, targets, keypoints)`` for a device batch; augmentation only when ``training``."""
+        """``(inputs, targets, keypoints)`` for a device batch; augmentation only when ``training``.
+
+        Without ``training`` (validation) the keypoints tensor carries the batch's per-sample
+        ``scale`` as its ``input_scale`` attribute, which :meth:`pixel_errors` reads: the trainer hands
+        the keypoints over unchanged, and the pair cannot then belong to different batches.
+        """
         from napari_posetrack.core.training.targets import crop_instances, instance_centroids, model_targets
 
         images, points = batch["image"], batch["points"]
@@ -76,6 +83,8 @@ class TrainingPipeline:
             images, points = self._augment(images, points, generator)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         targets = model_targets(self.config, points, size, self.edges, self.anchor)
+        if not training and "scale" in batch:
+            points.input_scale = batch["scale"]
         return images, targets, points
 
     def _crop_sampled(self, images: torch.Tensor, points: torch.Tensor, instance: torch.Tensor, size: int) -> Any:
@@ -98,12 +107,17 @@ class TrainingPipeline:
         shift = 2 * max(abs(aug.translate_min), abs(aug.translate_max)) if aug.translate_probability > 0 else 0
         return int(2 * ((crop * factor + shift) // 2 + 1))
 
-    def pixel_errors(self, outputs: dict[str, torch.Tensor], keypoints: torch.Tensor) -> torch.Tensor:
+    def pixel_errors(
+        self, outputs: dict[str, torch.Tensor], keypoints: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Distances between argmax peaks and the nearest ground truth, in original-video pixels.
 
         Single instance / centered instance: one peak per node against that node. Centroid: the
         strongest centroid peak against the nearest instance centre. Bottom-up: each node's strongest
         peak against that node of the nearest instance. Missing ground truth is skipped.
+
+        ``scale`` ``(B, 2)`` is each sample's ``x, y`` input pixels per original pixel; by default the
+        ``input_scale`` that :meth:`prepare` attached to ``keypoints``, else ``data.input_scaling``.
         """
         head = self.confmap_head
         maps = outputs[head].float()
@@ -117,11 +131,16 @@ class TrainingPipeline:
             truth = instance_centroids(keypoints, self.anchor)[:, :, None, :]  # (B, M, 1, 2)
         else:
             truth = keypoints  # (B, M, N, 2)
-        d = torch.linalg.vector_norm(truth - peaks[:, None], dim=-1)  # (B, M, C)
+        if scale is None:
+            scale = getattr(keypoints, "input_scale", None)
+        if scale is None:
+            scale = torch.full((b, 2), self.input_scaling, device=maps.device)
+        # per axis and per sample: letterboxed images of different sizes have different scales
+        per_sample = scale.to(device=maps.device, dtype=torch.float32)[:, None, None, :]
+        d = torch.linalg.vector_norm((truth - peaks[:, None]) / per_sample, dim=-1)  # (B, M, C)
         d = torch.where(torch.isfinite(d), d, torch.full_like(d, float("inf")))
         nearest = d.min(dim=1).values  # (B, C)
-        nearest = nearest[torch.isfinite(nearest)]
-        return nearest / self.input_scaling
+        return nearest[torch.isfinite(nearest)]
 
 
 def make_pipeline(config: TrainingConfig, skeleton: Skeleton) -> TrainingPipeline:

@@ -34,7 +34,7 @@ class TrainingPreview:
         The model type (``single_instance``, ``centroid``, ``centered_instance``, ``bottomup``).
     images
         ``(K, H, W)`` (grayscale) or ``(K, H, W, 3)`` uint8: the network inputs after augmentation
-        (whole scaled frames, or crops for ``centered_instance``).
+        (whole scaled or letterboxed frames, or crops for ``centered_instance``).
     confmaps
         ``(K, C, h, w)`` float32 in [0, 1]: the confidence-map targets (body parts, or animal centres
         for ``centroid``); ``h, w = H / output_stride, W / output_stride``.
@@ -132,8 +132,9 @@ def training_preview(
     chosen = np.sort(rng.choice(len(frames), size=min(n_samples, len(frames)), replace=False))
     subset = frames.take(chosen)
     channels = {"grayscale": 1, "rgb": 3}.get(config.data.channels)
+    input_scaling, input_size = tdata.frame_scaling(config)
     cache = tdata.build_frame_cache(
-        labels, subset, input_scaling=config.data.input_scaling, channels=channels,
+        labels, subset, input_scaling=input_scaling, input_size=input_size, channels=channels,
         stride=model_max_stride(config),
     )
     # automatic values (channels, crop size) from ALL labelled frames, as training resolves them

@@ -280,8 +280,9 @@ def train(
     stride = model_max_stride(config)
     channels = {"grayscale": 1, "rgb": 3}.get(config.data.channels)
     cache_name = tdata.FRAME_CACHE_FILE if rank == 0 else f"frames.rank{rank}.npy"
+    input_scaling, input_size = tdata.frame_scaling(config)
     cache = tdata.build_frame_cache(
-        labels, frames, input_scaling=config.data.input_scaling, channels=channels, stride=stride,
+        labels, frames, input_scaling=input_scaling, input_size=input_size, channels=channels, stride=stride,
         cache_dir=run_path, memory_limit=memory_limit if memory_limit is not None else tdata.DEFAULT_MEMORY_LIMIT,
         cache_name=cache_name,
     )
