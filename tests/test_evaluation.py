@@ -168,3 +168,73 @@ def test_evaluate_command_prints_a_table_and_writes_json(tmp_path, capsys) -> No
     result = json.loads(out_json.read_text())
     assert result["tracking"]["id_switches"] == 2
     assert result["poses"]["oks"]["mAP"] == pytest.approx(1.0)
+
+
+def _matching_frame_by_frame(gt_pts, pred_pts, frames_g, frames_p, scores, sigmas, areas, match_by, thr):
+    """The definition of the matching, one frame at a time: the reference for the bulk version."""
+    from scipy.optimize import linear_sum_assignment
+
+    from napari_posetrack.core.evaluation import mean_distance_matrix
+
+    pairs, tp = [], np.zeros((len(frames_p), len(thr)), dtype=bool)
+    for f in np.unique(frames_g):
+        gi, pi = np.flatnonzero(frames_g == f), np.flatnonzero(frames_p == f)
+        if len(pi) == 0:
+            continue
+        oks = oks_matrix(gt_pts[gi], pred_pts[pi], sigmas, areas[gi])
+        if match_by == "oks":
+            r, c = linear_sum_assignment(-oks)
+            keep = oks[r, c] > 0
+        else:
+            dist = mean_distance_matrix(gt_pts[gi], pred_pts[pi])
+            r, c = linear_sum_assignment(np.where(np.isfinite(dist), dist, 1e12))
+            keep = np.isfinite(dist[r, c])
+        pairs += list(zip(gi[r[keep]], pi[c[keep]], oks[r[keep], c[keep]]))
+        for t_i, t in enumerate(thr):
+            taken = np.zeros(len(gi), dtype=bool)
+            for pj in np.argsort(-scores[pi], kind="stable"):
+                cand = np.where(taken, -1.0, oks[:, pj])
+                if cand.max() >= t:
+                    taken[int(np.argmax(cand))] = True
+                    tp[pi[pj], t_i] = True
+    return pairs, tp
+
+
+@pytest.mark.parametrize("match_by", ["oks", "distance"])
+def test_bulk_matching_equals_the_frame_by_frame_definition(match_by) -> None:
+    """Frames of 0-8 animals and 0-8 detections (large ones go to scipy), exact ties, missing nodes."""
+    from napari_posetrack.core.evaluation import _match_frames, gt_areas
+
+    rng = np.random.default_rng(7)
+    n_frames, k = 400, 5
+    n_g = rng.integers(0, 9, n_frames)
+    n_p = np.where(rng.random(n_frames) < 0.8, np.minimum(n_g + rng.integers(-2, 3, n_frames), 8), 0).clip(0)
+    frames_g = np.repeat(np.arange(n_frames), n_g)
+    frames_p = np.repeat(np.arange(n_frames), n_p)
+    gt_pts = rng.uniform(0, 300, (len(frames_g), 1, 2)) + rng.normal(0, 8, (len(frames_g), k, 2))
+    pred_pts = rng.uniform(0, 300, (len(frames_p), 1, 2)) + rng.normal(0, 8, (len(frames_p), k, 2))
+    # predictions near some animals, exact duplicates (ties), far-off detections (OKS exactly 0)
+    for f in range(n_frames):
+        gi, pi = np.flatnonzero(frames_g == f), np.flatnonzero(frames_p == f)
+        for j, p in enumerate(pi[: len(gi)]):
+            pred_pts[p] = gt_pts[gi[j]] + rng.normal(0, 2, (k, 2))
+        if len(pi) > 1 and f % 5 == 0:
+            pred_pts[pi[1]] = pred_pts[pi[0]]
+        if len(pi) > 2 and f % 7 == 0:
+            pred_pts[pi[2]] += 1e4
+    gt_pts[rng.random(gt_pts.shape[:2]) < 0.1] = np.nan
+    pred_pts[rng.random(pred_pts.shape[:2]) < 0.1] = np.nan
+    scores = rng.choice([0.3, 0.6, 0.9], len(frames_p))  # repeated scores: the stable order matters
+    sigmas = np.full(k, DEFAULT_OKS_SIGMA)
+    areas = gt_areas(gt_pts)
+    thr = np.array([0.5, 0.75, 0.95])
+    keys = lambda frames: np.stack([np.zeros_like(frames), frames], axis=1)  # noqa: E731
+    mg, mp, moks, tp, n_gt_frames = _match_frames(
+        gt_pts, pred_pts, keys(frames_g), keys(frames_p), scores, sigmas, areas, match_by, thr
+    )
+    pairs, tp_ref = _matching_frame_by_frame(gt_pts, pred_pts, frames_g, frames_p, scores, sigmas, areas, match_by, thr)
+    assert list(zip(mg.tolist(), mp.tolist())) == [(int(a), int(b)) for a, b, _ in pairs]
+    np.testing.assert_array_equal(moks, np.array([o for _, _, o in pairs]))
+    np.testing.assert_array_equal(tp, tp_ref)
+    assert n_gt_frames == len(np.unique(frames_g))
+    assert max(n_g) == 8 and len(pairs) > 500  # the large (scipy) and the enumerated paths both ran

@@ -26,6 +26,7 @@ tracker and are ignored.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -60,18 +61,6 @@ def _points(labels: Labels, rows: np.ndarray, node_names: list[str]) -> np.ndarr
         if name in labels.skeleton.nodes:
             out[:, j] = pts[:, labels.skeleton.node_index(name)]
     return out
-
-
-def _frame_groups(keys: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
-    """Map ``(video, frame)`` to the positions in ``keys`` (an ``(n, 2)`` array) holding it."""
-    if len(keys) == 0:
-        return {}
-    order = np.lexsort((keys[:, 1], keys[:, 0]))
-    k = keys[order]
-    change = np.flatnonzero(np.any(k[1:] != k[:-1], axis=1)) + 1
-    starts = np.concatenate([[0], change])
-    stops = np.concatenate([change, [len(k)]])
-    return {(int(k[a, 0]), int(k[a, 1])): order[a:b] for a, b in zip(starts, stops)}
 
 
 def node_sigmas(labels: Labels) -> np.ndarray:
@@ -158,6 +147,152 @@ def _interpolated_ap(tp: np.ndarray, n_gt: int) -> tuple[float, float]:
     return float(sampled.mean()), float(recall[-1])
 
 
+# --------------------------------------------------------------------------- per-frame matching, in bulk
+
+MAX_ENUMERATED_ASSIGNMENTS = 720
+"""Frames whose assignment has at most this many candidates are solved by enumeration in bulk."""
+FRAME_CHUNK = 32768
+"""Frames of one size class handled per array operation (bounds the ``(F, G, P, K)`` temporaries)."""
+
+
+def oks_batch(gt_points: np.ndarray, pred_points: np.ndarray, sigmas: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """:func:`oks_matrix` of many frames at once: ``(F, G, K, 2)``, ``(F, P, K, 2)`` -> ``(F, G, P)``.
+
+    The same arithmetic in the same order as :func:`oks_matrix`, so each frame's values are identical.
+    """
+    d2 = ((gt_points[:, :, None] - pred_points[:, None]) ** 2).sum(axis=-1)  # (F, G, P, K)
+    e = d2 / (2.0 * areas[:, :, None, None] * (2.0 * sigmas) ** 2)
+    kernel = np.exp(-e)
+    gt_vis = ~np.isnan(gt_points[..., 0])
+    total = np.where(np.isnan(kernel), 0.0, kernel).sum(axis=-1)
+    n_vis = gt_vis.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_vis[:, :, None] > 0, total / n_vis[:, :, None], 0.0)
+
+
+def mean_distance_batch(gt_points: np.ndarray, pred_points: np.ndarray) -> np.ndarray:
+    """:func:`mean_distance_matrix` of many frames at once -> ``(F, G, P)``."""
+    d = np.sqrt(((gt_points[:, :, None] - pred_points[:, None]) ** 2).sum(axis=-1))
+    ok = ~np.isnan(d)
+    n = ok.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.where(ok, d, 0.0).sum(axis=-1) / n, np.inf)
+
+
+def _assignments(n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every one-to-one assignment of the smaller side: ``(A, m)`` row and column indices, rows ascending.
+
+    Listed in lexicographic order (rows of each assignment ascending, as scipy returns them).
+    """
+    m = min(n_rows, n_cols)
+    if n_rows <= n_cols:
+        cols = np.array(list(itertools.permutations(range(n_cols), m)), dtype=np.int64).reshape(-1, m)
+        return np.broadcast_to(np.arange(m), cols.shape), cols
+    rows_of_col = np.array(list(itertools.permutations(range(n_rows), m)), dtype=np.int64).reshape(-1, m)
+    order = np.argsort(rows_of_col, axis=1)
+    rows = np.take_along_axis(rows_of_col, order, axis=1)
+    cols = np.broadcast_to(np.arange(m), rows.shape)
+    return rows, np.take_along_axis(cols, order, axis=1)
+
+
+def _solve_assignments(gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-total assignment of each ``(G, P)`` matrix in ``gain`` (``(F, G, P)``): rows, cols ``(F, m)``."""
+    f, g, p = gain.shape
+    rows, cols = _assignments(g, p)
+    if len(rows) <= MAX_ENUMERATED_ASSIGNMENTS:
+        totals = gain[:, rows, cols].sum(axis=-1)  # (F, A)
+        best = totals.argmax(axis=1)
+        out_r, out_c = rows[best].copy(), cols[best].copy()
+        # equal totals (tiny OKS values vanish in the sum): let scipy's solver decide, as it always did
+        tied = np.flatnonzero((totals == totals[np.arange(f), best][:, None]).sum(axis=1) > 1)
+    else:
+        out_r = np.empty((f, min(g, p)), dtype=np.int64)
+        out_c = np.empty_like(out_r)
+        tied = np.arange(f)
+    for i in tied:
+        out_r[i], out_c[i] = linear_sum_assignment(gain[i], maximize=True)
+    return out_r, out_c
+
+
+def _group_positions(frame_of: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, start, count)``: instances sorted by frame (stable) and each frame's slice of that order."""
+    order = np.argsort(frame_of, kind="stable")
+    count = np.bincount(frame_of, minlength=n_frames)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    return order, start, count
+
+
+def _match_frames(
+    g_pts: np.ndarray,
+    p_pts: np.ndarray,
+    g_keys: np.ndarray,
+    p_keys: np.ndarray,
+    p_score: np.ndarray,
+    sigmas: np.ndarray,
+    g_area: np.ndarray,
+    match_by: str,
+    thr: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Pair ground truth and predictions frame by frame, all frames of one size at once.
+
+    Frames are grouped by their counts ``(G, P)``; each group's OKS matrices are one array. The
+    optimal pairing (Hungarian on OKS, or on mean distance) is found by enumerating the assignments
+    of small frames in bulk (scipy's solver for the rare large ones), and COCO's greedy matching for
+    mAP walks the predictions of every frame in score order together.
+
+    Returns
+    -------
+    matched ground truth, matched predictions, their OKS (in frame order, rows ascending, as a
+    frame-by-frame loop gives them), TP flags ``(n_pred, n_thresholds)``, number of ground-truth frames.
+    """
+    keys = np.concatenate([g_keys, p_keys])
+    _, frame_of = np.unique(keys, axis=0, return_inverse=True)
+    frame_of = frame_of.ravel()
+    n_frames = int(frame_of.max()) + 1 if len(frame_of) else 0
+    g_frame, p_frame = frame_of[: len(g_keys)], frame_of[len(g_keys):]
+    g_order, g_start, g_count = _group_positions(g_frame, n_frames)
+    p_order, p_start, p_count = _group_positions(p_frame, n_frames)
+    n_gt_frames = int((g_count > 0).sum())
+    tp_flags = np.zeros((len(p_keys), len(thr)), dtype=bool)
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    both = np.flatnonzero((g_count > 0) & (p_count > 0))
+    sizes = np.stack([g_count[both], p_count[both]], axis=1)
+    for g, p in np.unique(sizes, axis=0) if len(both) else []:
+        frames_all = both[(sizes[:, 0] == g) & (sizes[:, 1] == p)]
+        for lo in range(0, len(frames_all), FRAME_CHUNK):
+            frames = frames_all[lo : lo + FRAME_CHUNK]
+            gi = g_order[g_start[frames][:, None] + np.arange(g)]  # (F, G), ascending within a frame
+            pi = p_order[p_start[frames][:, None] + np.arange(p)]
+            oks = oks_batch(g_pts[gi], p_pts[pi], sigmas, g_area[gi])
+            f_idx = np.arange(len(frames))[:, None]
+            if match_by == "oks":
+                r, c = _solve_assignments(oks)
+                keep = oks[f_idx, r, c] > 0
+            else:
+                dist = mean_distance_batch(g_pts[gi], p_pts[pi])
+                r, c = _solve_assignments(-np.where(np.isfinite(dist), dist, 1e12))
+                keep = np.isfinite(dist[f_idx, r, c])
+            rows_frame = np.broadcast_to(frames[:, None], r.shape)
+            pieces.append((rows_frame[keep], r[keep], gi[f_idx, r][keep], pi[f_idx, c][keep], oks[f_idx, r, c][keep]))
+            # COCO matching for mAP: predictions by descending score take the best free GT above threshold
+            by_score = np.argsort(-p_score[pi], axis=1, kind="stable")
+            taken = np.zeros((len(thr), len(frames), g), dtype=bool)
+            for j in range(p):
+                pj = by_score[:, j]
+                cand = np.where(taken, -1.0, oks[np.arange(len(frames)), :, pj][None])  # (T, F, G)
+                best = cand.argmax(axis=2)
+                hit = np.take_along_axis(cand, best[..., None], axis=2)[..., 0] >= thr[:, None]
+                t_idx, f_hit = np.nonzero(hit)
+                taken[t_idx, f_hit, best[t_idx, f_hit]] = True
+                tp_flags[pi[f_hit, pj[f_hit]], t_idx] = True
+    if not pieces:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0), tp_flags, n_gt_frames
+    frame_col, row_col, mg, mp, moks = (np.concatenate(col) for col in zip(*pieces))
+    order = np.lexsort((row_col, frame_col))
+    return mg[order], mp[order], moks[order], tp_flags, n_gt_frames
+
+
 # --------------------------------------------------------------------------- poses
 
 
@@ -195,43 +330,10 @@ def evaluate_poses(
     p_keys = np.stack([pred.instances.video[p_rows], pred.instances.frame[p_rows]], axis=1).astype(np.int64)
     p_score = np.nan_to_num(pred.instances.score[p_rows].astype(np.float64), nan=1.0)
     g_area = gt_areas(g_pts)
-    g_groups = _frame_groups(g_keys)
-    p_groups = _frame_groups(p_keys)
-
-    match_g: list[np.ndarray] = []
-    match_p: list[np.ndarray] = []
-    match_oks: list[np.ndarray] = []
     thr = np.asarray(oks_thresholds, dtype=np.float64)
-    tp_flags = np.zeros((len(p_rows), len(thr)), dtype=bool)
-    for key, gi in g_groups.items():
-        pi = p_groups.get(key)
-        if pi is None:
-            continue
-        oks = oks_matrix(g_pts[gi], p_pts[pi], sigmas, g_area[gi])
-        if match_by == "oks":
-            r, c = linear_sum_assignment(-oks)
-            keep = oks[r, c] > 0
-        else:
-            dist = mean_distance_matrix(g_pts[gi], p_pts[pi])
-            r, c = linear_sum_assignment(np.where(np.isfinite(dist), dist, 1e12))
-            keep = np.isfinite(dist[r, c])
-        match_g.append(gi[r[keep]])
-        match_p.append(pi[c[keep]])
-        match_oks.append(oks[r[keep], c[keep]])
-        # COCO matching for mAP: predictions by descending score take the best free GT above threshold
-        by_score = np.argsort(-p_score[pi], kind="stable")
-        for t_i, t in enumerate(thr):
-            taken = np.zeros(len(gi), dtype=bool)
-            for pj in by_score:
-                cand = np.where(taken, -1.0, oks[:, pj])
-                best = int(np.argmax(cand))
-                if cand[best] >= t:
-                    taken[best] = True
-                    tp_flags[pi[pj], t_i] = True
-
-    mg = np.concatenate(match_g) if match_g else np.zeros(0, np.int64)
-    mp = np.concatenate(match_p) if match_p else np.zeros(0, np.int64)
-    moks = np.concatenate(match_oks) if match_oks else np.zeros(0)
+    mg, mp, moks, tp_flags, n_gt_frames = _match_frames(
+        g_pts, p_pts, g_keys, p_keys, p_score, sigmas, g_area, match_by, thr
+    )
     dist = np.sqrt(((g_pts[mg] - p_pts[mp]) ** 2).sum(axis=-1))  # (M, K), NaN where either missing
 
     g_vis_all = ~np.isnan(g_pts[..., 0])
@@ -264,7 +366,7 @@ def evaluate_poses(
         "n_gt_instances": len(g_rows),
         "n_pred_instances": len(p_rows),
         "n_matched": len(mg),
-        "n_gt_frames": len(g_groups),
+        "n_gt_frames": n_gt_frames,
         "distance": {
             "per_node": {n: _stats(dist[:, j]) for j, n in enumerate(names)},
             "all": _stats(dist.ravel()),
