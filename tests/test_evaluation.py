@@ -228,7 +228,7 @@ def test_bulk_matching_equals_the_frame_by_frame_definition(match_by) -> None:
     sigmas = np.full(k, DEFAULT_OKS_SIGMA)
     areas = gt_areas(gt_pts)
     thr = np.array([0.5, 0.75, 0.95])
-    keys = lambda frames: np.stack([np.zeros_like(frames), frames], axis=1)  # noqa: E731
+    keys = lambda frames: np.stack([np.zeros_like(frames), frames], axis=1)
     mg, mp, moks, tp, n_gt_frames = _match_frames(
         gt_pts, pred_pts, keys(frames_g), keys(frames_p), scores, sigmas, areas, match_by, thr
     )
