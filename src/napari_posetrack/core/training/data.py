@@ -240,8 +240,8 @@ def frame_geometry(
     if canvas_h < 1 or canvas_w < 1:
         raise ValueError(f"input size must be positive, got {list(input_size)}")
     factor = min(canvas_h / height, canvas_w / width)
-    h = min(max(1, int(round(height * factor))), canvas_h)
-    w = min(max(1, int(round(width * factor))), canvas_w)
+    h = min(max(1, round(height * factor)), canvas_h)
+    w = min(max(1, round(width * factor)), canvas_w)
     top, left = (canvas_h - h) // 2, (canvas_w - w) // 2
     scale = np.array([w / width, h / height], dtype=np.float64)
     # pixel centres: input pixel i covers original [i / s, (i + 1) / s) in edge coordinates
