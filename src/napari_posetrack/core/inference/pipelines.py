@@ -261,10 +261,10 @@ class TopDownPipeline(Pipeline):
         raw: dict[str, Any] = {"frames": list(frame_indices), "n_frames": len(frames)}
         if len(sample) == 0:
             return raw
-        height, width = frames.shape[1], frames.shape[2]
-        centres = self.centroid.geometry(height, width).to_original(xy * c_stride)  # original pixels
+        frame_h, frame_w = frames.shape[1], frames.shape[2]
+        centres = self.centroid.geometry(frame_h, frame_w).to_original(xy * c_stride)  # original pixels
         # the crops come from the frame as the centered-instance model saw frames in training
-        crop_frame = self.centered.geometry(height, width)
+        crop_frame = self.centered.geometry(frame_h, frame_w)
         n_frames, n_nodes = len(frames), self.skeleton.n_nodes
         # one crop per centroid, all frames of the batch at once
         counts = torch.bincount(sample, minlength=n_frames)
