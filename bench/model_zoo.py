@@ -148,7 +148,7 @@ def evaluate_crops(run_dir: Path, labels, crop: int) -> dict[str, float]:
             points = torch.from_numpy(cache.points[start:start + 16]).float()
             crops = crop_instances(images, points, instance_centroids(points, anchor), crop)
             maps = model(crops.images)["confmaps"]
-            xy, _ = find_global_peaks(maps, threshold=0.0, sigma=head.sigma / head.output_stride)
+            xy, _ = find_global_peaks(maps, threshold=float("-inf"), sigma=head.sigma / head.output_stride)
             d = torch.linalg.vector_norm(xy * head.output_stride - crops.points, dim=-1)
             errors.append(d[torch.isfinite(crops.points).all(dim=-1)].numpy())
     e = np.concatenate(errors)

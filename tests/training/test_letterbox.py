@@ -207,11 +207,6 @@ def test_pixel_errors_are_in_each_samples_original_pixels():
     errors = pipe.pixel_errors({"confmaps": maps}, keypoints, scale).reshape(2, 3)
     expected = torch.hypot(6 / scale[:, 0], 8 / scale[:, 1])
     torch.testing.assert_close(errors, expected[:, None].expand(2, 3))
-    # through prepare (validation mode) the batch's scales travel with the keypoints
-    batch = {"image": torch.zeros(2, 1, 64, 64), "points": keypoints.clone(), "scale": scale,
-             "n_instances": torch.ones(2, dtype=torch.long)}
-    _, _, carried = pipe.prepare(batch, training=False, generator=None)
-    torch.testing.assert_close(pipe.pixel_errors({"confmaps": maps}, carried).reshape(2, 3), errors)
     # without scales (a caller that has none) the uniform input scaling applies: here 1
     torch.testing.assert_close(pipe.pixel_errors({"confmaps": maps}, keypoints).reshape(2, 3),
                                torch.full((2, 3), 10.0))

@@ -57,12 +57,7 @@ class TrainingPipeline:
     def prepare(
         self, batch: dict[str, torch.Tensor], *, training: bool, generator: Any
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """``(inputs, targets, keypoints)`` for a device batch; augmentation only when ``training``.
-
-        Without ``training`` (validation) the keypoints tensor carries the batch's per-sample
-        ``scale`` as its ``input_scale`` attribute, which :meth:`pixel_errors` reads: the trainer hands
-        the keypoints over unchanged, and the pair cannot then belong to different batches.
-        """
+        """``(inputs, targets, keypoints)`` for a device batch; augmentation only when ``training``."""
         from napari_posetrack.core.training.targets import crop_instances, instance_centroids, model_targets
 
         images, points = batch["image"], batch["points"]
@@ -83,8 +78,6 @@ class TrainingPipeline:
             images, points = self._augment(images, points, generator)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         targets = model_targets(self.config, points, size, self.edges, self.anchor)
-        if not training and "scale" in batch:
-            points.input_scale = batch["scale"]
         return images, targets, points
 
     def _crop_sampled(self, images: torch.Tensor, points: torch.Tensor, instance: torch.Tensor, size: int) -> Any:
@@ -116,8 +109,8 @@ class TrainingPipeline:
         strongest centroid peak against the nearest instance centre. Bottom-up: each node's strongest
         peak against that node of the nearest instance. Missing ground truth is skipped.
 
-        ``scale`` ``(B, 2)`` is each sample's ``x, y`` input pixels per original pixel; by default the
-        ``input_scale`` that :meth:`prepare` attached to ``keypoints``, else ``data.input_scaling``.
+        ``scale`` ``(B, 2)`` is each sample's ``x, y`` input pixels per original pixel (the batch's
+        ``scale``); by default ``data.input_scaling``.
         """
         head = self.confmap_head
         maps = outputs[head].float()
@@ -131,8 +124,6 @@ class TrainingPipeline:
             truth = instance_centroids(keypoints, self.anchor)[:, :, None, :]  # (B, M, 1, 2)
         else:
             truth = keypoints  # (B, M, N, 2)
-        if scale is None:
-            scale = getattr(keypoints, "input_scale", None)
         if scale is None:
             scale = torch.full((b, 2), self.input_scaling, device=maps.device)
         # per axis and per sample: letterboxed images of different sizes have different scales

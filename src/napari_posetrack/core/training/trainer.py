@@ -115,8 +115,11 @@ class Pipeline(Protocol):
     def prepare(self, batch: dict[str, Any], *, training: bool, generator: Any) -> tuple[Any, dict[str, Any], Any]:
         """Device batch -> ``(inputs, targets per head, keypoints (B, M, N, 2) in input pixels)``."""
 
-    def pixel_errors(self, outputs: dict[str, Any], keypoints: Any) -> Any:
-        """Distances (in original-video pixels) between decoded peaks and ground truth, 1-D tensor."""
+    def pixel_errors(self, outputs: dict[str, Any], keypoints: Any, scale: Any = None) -> Any:
+        """Distances (in original-video pixels) between decoded peaks and ground truth, 1-D tensor.
+
+        ``scale`` ``(B, 2)``: each sample's input pixels per original pixel (the batch's ``scale``).
+        """
 
 
 # --------------------------------------------------------------------------- losses
@@ -554,7 +557,7 @@ class Trainer:
                 outputs = self._forward(self.model, inputs)
                 loss, _ = self._loss(outputs, targets)
                 n = inputs.shape[0]
-                errors = self.pipeline.pixel_errors(outputs, keypoints)
+                errors = self.pipeline.pixel_errors(outputs, keypoints, dev.get("scale"))
                 loss_sum[0] += float(loss) * n
                 loss_sum[1] += n
                 loss_sum[2] += float(errors.sum()) if errors.numel() else 0.0
