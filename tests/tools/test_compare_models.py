@@ -9,7 +9,8 @@ import pytest
 
 from napari_posetrack.core.demo import DemoSettings, run_demo
 from napari_posetrack.core.inference.pipelines import InferenceOptions
-from napari_posetrack.core.tools.compare_models import compare_models, find_model_sets, format_comparison
+from napari_posetrack.core.models.runs import find_model_sets
+from napari_posetrack.core.tools.compare_models import compare_models, format_comparison
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 The GUI lists the predictors of a runs folder newest first; a user may also point at one run folder
 or its ``training_config.yaml``. A top-down model needs two runs: given either half, the other half is
-found beside it the way :func:`~napari_posetrack.core.tools.compare_models.find_model_sets` pairs them.
+found beside it the way :func:`~napari_posetrack.core.models.runs.find_model_sets` pairs them.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import os
 from pathlib import Path
 
 from napari_posetrack.core.errors import ConfigError, MissingFileError
-from napari_posetrack.core.tools.compare_models import ModelSet, pipeline_of, find_model_sets
-
-CONFIG_FILE = "training_config.yaml"
+from napari_posetrack.core.models.runs import CONFIG_FILE, ModelSet, find_model_sets, pipeline_of
 
 
 def _newest_time(model: ModelSet) -> float:

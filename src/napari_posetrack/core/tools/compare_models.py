@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,57 +19,7 @@ from napari_posetrack.core.config import TrainingConfig
 from napari_posetrack.core.config.model import describe_architecture
 from napari_posetrack.core.errors import MissingFileError, PoseTrackError
 from napari_posetrack.core.labels import PREDICTED, USER, Labels
-
-
-@dataclass
-class ModelSet:
-    """The run folders that make one predictor: one run, or ``[centroid, centered_instance]``."""
-
-    name: str
-    pipeline: str
-    runs: list[Path]
-
-
-def pipeline_of(run: Path) -> str:
-    import yaml
-
-    doc = yaml.safe_load((run / "training_config.yaml").read_text()) or {}
-    return str(doc.get("model", {}).get("pipeline", "unknown"))
-
-
-def _source_of(run: Path) -> str:
-    f = run / "labels_source.txt"
-    return f.read_text().strip() if f.is_file() else ""
-
-
-def find_model_sets(runs_dir: str | os.PathLike[str]) -> list[ModelSet]:
-    """The predictors in a runs folder, in name order.
-
-    A centered-instance run is paired with the centroid run trained on the same labels whose
-    folder name (which starts with the training time) is closest to its own; a centroid run
-    without a partner is skipped, since it finds animals but not their poses.
-    """
-    root = Path(runs_dir)
-    if not root.is_dir():
-        raise MissingFileError(root, "runs folder not found")
-    runs = sorted(p for p in root.iterdir() if (p / "training_config.yaml").is_file())
-    kinds = {r: pipeline_of(r) for r in runs}
-    centroids = [r for r in runs if kinds[r] == "centroid"]
-    sets: list[ModelSet] = []
-    for r in runs:
-        if kinds[r] in ("single_instance", "bottomup"):
-            sets.append(ModelSet(r.name, kinds[r], [r]))
-        elif kinds[r] == "centered_instance":
-            partners = [c for c in centroids if _source_of(c) == _source_of(r)]
-            if not partners:
-                continue
-            # run names sort by training time; the nearest centroid run is the partner
-            names = sorted([c.name for c in partners] + [r.name])
-            i = names.index(r.name)
-            near = [names[j] for j in (i - 1, i + 1) if 0 <= j < len(names)]
-            partner = next(c for c in partners if c.name == near[0])
-            sets.append(ModelSet(f"{partner.name} + {r.name}", "topdown", [partner, r]))
-    return sets
+from napari_posetrack.core.models.runs import CONFIG_FILE, find_model_sets, labels_source_of
 
 
 def validation_frames(run: Path) -> np.ndarray:
@@ -125,7 +74,7 @@ def compare_models(
     def project_for(run: Path) -> Labels:
         if isinstance(labels, Labels):
             return labels
-        source = str(labels) if labels is not None else _source_of(run)
+        source = str(labels) if labels is not None else labels_source_of(run)
         if not source or not Path(source).is_file():
             raise MissingFileError(
                 source or run / "labels_source.txt", "labels used for training not found; pass the labels file"
@@ -157,7 +106,7 @@ def compare_models(
         rows.append({
             "model": model_set.name,
             "pipeline": model_set.pipeline,
-            "architecture": "; ".join(describe_architecture(TrainingConfig.from_file(r / "training_config.yaml"))
+            "architecture": "; ".join(describe_architecture(TrainingConfig.from_file(r / CONFIG_FILE))
                                       for r in model_set.runs),
             "validation_frames": len(pairs),
             "predicted_instances": int(predicted.n_instances),

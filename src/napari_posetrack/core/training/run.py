@@ -29,11 +29,14 @@ from napari_posetrack.core.config import TrainingConfig, topdown_configs
 from napari_posetrack.core.config.model import model_max_stride
 from napari_posetrack.core.errors import ConfigError, MissingFileError, atomic_write
 from napari_posetrack.core.labels import Labels, Skeleton
-
-CONFIG_FILE = "training_config.yaml"
-SKELETON_FILE = "skeleton.json"
-LABELS_SOURCE_FILE = "labels_source.txt"
-SPLIT_FILE = "split.json"
+from napari_posetrack.core.models.runs import (
+    CONFIG_FILE,
+    LABELS_SOURCE_FILE,
+    SKELETON_FILE,
+    SPLIT_FILE,
+    load_run,  # noqa: F401  (importable from here, where earlier releases had it)
+    require_run_file,
+)
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -341,12 +344,12 @@ def initialise_from(model: Any, source: str | os.PathLike[str]) -> list[str]:
     weights, so a backbone and neck trained on one project can start another. Returns the names of
     the tensors copied (:func:`initialisation_report` summarises them).
     """
-    from napari_posetrack.core.training.trainer import load_checkpoint_file
+    from napari_posetrack.core.models.runs import load_checkpoint_file
 
     path = Path(source)
     if path.is_dir():
         path = next((path / n for n in ("best.ckpt", "last.ckpt") if (path / n).is_file()), path / "best.ckpt")
-    state = load_checkpoint_file(_require(path))["model"]
+    state = load_checkpoint_file(require_run_file(path))["model"]
     own = model.state_dict()
     copied = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
     if not copied:
@@ -427,11 +430,11 @@ def resume(
 ) -> Path:
     """Continue an interrupted run from its ``last.ckpt`` (labels default to ``labels_source.txt``)."""
     run_path = Path(run_dir)
-    config = TrainingConfig.from_file(_require(run_path / CONFIG_FILE))
+    config = TrainingConfig.from_file(require_run_file(run_path / CONFIG_FILE))
     if labels_path_or_labels is None:
-        source = _require(run_path / LABELS_SOURCE_FILE).read_text(encoding="utf-8").strip()
+        source = require_run_file(run_path / LABELS_SOURCE_FILE).read_text(encoding="utf-8").strip()
         labels_path_or_labels = source
-    _require(run_path / "last.ckpt")
+    require_run_file(run_path / "last.ckpt")
     # the Stop that ended the previous session must not end this one at its first batch
     (run_path / "CANCEL").unlink(missing_ok=True)
     return train(config, labels_path_or_labels, run_dir=run_path, progress=progress, device=device,
@@ -439,50 +442,3 @@ def resume(
 
 
 # --------------------------------------------------------------------------- loading for inference
-
-
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        raise MissingFileError(path, "run folder is incomplete: this file is missing")
-    return path
-
-
-def load_run(
-    run_dir: str | os.PathLike[str], *, checkpoint: str = "best", device: str = "cpu"
-) -> tuple[TrainingConfig, Skeleton, Any]:
-    """Load a trained run for inference: ``(config, skeleton, model)`` with the model in eval mode.
-
-    Parameters
-    ----------
-    run_dir
-        A run folder written by :func:`train`.
-    checkpoint
-        ``"best"`` or ``"last"`` (``"best"`` falls back to ``last.ckpt`` when only that was kept).
-    device
-        Where the model's weights go.
-
-    Raises
-    ------
-    MissingFileError
-        The folder lacks ``training_config.yaml``, ``skeleton.json`` or the checkpoint (named).
-    """
-    from napari_posetrack.core.io.skeleton_json import load_skeleton_json
-    from napari_posetrack.core.models import build_model
-    from napari_posetrack.core.training.trainer import load_checkpoint_file
-
-    run_path = Path(run_dir)
-    if not run_path.is_dir():
-        raise MissingFileError(run_path, "run folder not found")
-    config = TrainingConfig.from_file(_require(run_path / CONFIG_FILE))
-    skeleton = load_skeleton_json(_require(run_path / SKELETON_FILE))
-    if checkpoint not in ("best", "last"):
-        raise ValueError(f"checkpoint must be 'best' or 'last', not {checkpoint!r}")
-    ckpt = run_path / f"{checkpoint}.ckpt"
-    if checkpoint == "best" and not ckpt.is_file() and (run_path / "last.ckpt").is_file():
-        ckpt = run_path / "last.ckpt"
-    state = load_checkpoint_file(_require(ckpt), map_location=device)
-    channels = {"grayscale": 1, "rgb": 3}.get(config.data.channels)
-    model = build_model(config, skeleton, in_channels=channels)
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    return config, skeleton, model

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from napari_posetrack.core.errors import PoseTrackError, atomic_write
+from napari_posetrack.core.models.runs import load_checkpoint_file
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
@@ -695,25 +696,6 @@ class Trainer:
             self.scheduler.step(val_loss if math.isfinite(val_loss) else math.inf)
         else:
             self.scheduler.step()
-
-
-def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint; a missing or unreadable file raises an error naming it."""
-    import torch
-
-    from napari_posetrack.core.errors import FileFormatError, MissingFileError
-
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(path, "checkpoint not found")
-    try:
-        # our checkpoints hold numpy RNG state and plain containers, not only tensors
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # torch raises many types for a damaged archive
-        raise FileFormatError(path, f"not a readable checkpoint ({exc})") from exc
-    if not isinstance(state, dict) or "model" not in state:
-        raise FileFormatError(path, "not a napari-posetrack checkpoint (no model weights)")
-    return state
 
 
 def _seed_everything(seed: int) -> None:
