@@ -72,6 +72,8 @@ INFERENCE_OVERRIDES = FormOverrides(
         "refinement": "Subpixel refinement",
         "batch_size": "Batch size (frames)",
         "device": "Device",
+        "backend": "Backend",
+        "half": "Half precision (GPU)",
     },
     editable_choices={"device": ("auto", "cpu", "cuda", "mps")},
     ranges={

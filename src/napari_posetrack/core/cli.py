@@ -30,6 +30,7 @@ EXTERNAL_PARSERS: list[str] = [
     # so those modules must keep heavy imports (torch, av, cv2) inside their functions.
     "napari_posetrack.core.training.cli:add_train_parser",
     "napari_posetrack.core.inference.cli:add_predict_parser",
+    "napari_posetrack.core.inference.export:add_export_parser",
     "napari_posetrack.core.tracking.cli:add_track_parser",
     "napari_posetrack.core.evaluation_cli:add_evaluate_parser",
     "napari_posetrack.core.demo:add_demo_parser",

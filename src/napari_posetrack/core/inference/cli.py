@@ -34,6 +34,13 @@ def add_predict_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--refinement", choices=["gaussian", "integral", "none"], default="gaussian", help="subpixel peaks")
     p.add_argument("--batch-size", type=int, default=4, help="frames per network call (default 4)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument(
+        "--backend", choices=["auto", "torch", "onnxruntime", "openvino", "tensorrt"], default="torch",
+        help="what runs the network: torch (default, always installed); onnxruntime or openvino, usually "
+        "faster on a CPU (install napari-posetrack[onnx] or [openvino]); tensorrt on NVIDIA GPUs; auto "
+        "picks the fastest one installed. The last three save an ONNX copy of the model in its run folder",
+    )
+    p.add_argument("--half", action="store_true", help="half precision (float16): faster on GPUs, refused on most CPUs")
     p.add_argument("--scheduler", default=None, help="dask scheduler address for many videos (default: a LocalCluster)")
     p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (default 1)")
     p.add_argument("--track", action="store_true", help="track the predictions (tracker options as in 'posetrack track')")
@@ -46,6 +53,25 @@ def add_predict_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    """``posetrack predict``; a backend fallback is printed as one plain line on stderr."""
+    import warnings
+
+    from napari_posetrack.core.inference.backends import BackendFallbackWarning
+
+    show = warnings.showwarning
+
+    def note(message, category, *rest) -> None:  # noqa: ANN001  (warnings.showwarning's signature)
+        if issubclass(category, BackendFallbackWarning):
+            print(f"posetrack predict: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, *rest)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = note
+        return _predict(args)
+
+
+def _predict(args: argparse.Namespace) -> int:
     from napari_posetrack.core.inference.api import expand_inputs, predict_many, predict_to_file
     from napari_posetrack.core.inference.pipelines import InferenceOptions
     from napari_posetrack.core.tracking.cli import tracker_config_from_args
@@ -59,6 +85,8 @@ def run_predict(args: argparse.Namespace) -> int:
         refinement=args.refinement,
         batch_size=args.batch_size,
         device=args.device,
+        backend=args.backend,
+        half=args.half,
     )
     tracker = tracker_config_from_args(args) if args.track else None
     inputs = expand_inputs(args.input)

@@ -50,6 +50,12 @@ class InferenceOptions:
         Frames per network call.
     device
         ``"auto"`` (CUDA, then MPS, then CPU), or a torch device string.
+    backend
+        Auto falls back to the next choice, with a note, where a chosen backend stops with an error.
+        The first use of the ONNX-based ones takes a few seconds per model, to save an ONNX copy in
+        the run folder (see the inference backends module).
+    half
+        Most CPUs can only imitate it, slower than normal precision, so it is refused there.
     """
 
     peak_threshold: float = 0.2
@@ -60,6 +66,10 @@ class InferenceOptions:
     refinement: Literal["gaussian", "integral", "none"] = "gaussian"
     batch_size: int = 4
     device: str = "auto"
+    # torch by default: the ONNX backends export into the run folder on first use (seconds per model),
+    # so they are something a user chooses, and results stay those of the trained model as it is
+    backend: Literal["auto", "torch", "onnxruntime", "openvino", "tensorrt"] = "torch"
+    half: bool = False
     grouping: GroupingOptions = field(default_factory=GroupingOptions)
 
 
@@ -120,11 +130,13 @@ class LoadedModel:
         self.max_stride = int(model.max_stride)
 
     @classmethod
-    def from_run(cls, run_dir: str | os.PathLike[str], device: torch.device) -> LoadedModel:
-        """Load a run folder written by training."""
-        from napari_posetrack.core.training.run import load_run
+    def from_run(
+        cls, run_dir: str | os.PathLike[str], device: torch.device, backend: str = "torch", half: bool = False
+    ) -> LoadedModel:
+        """Load a run folder written by training, its network on ``backend`` (see :class:`InferenceOptions`)."""
+        from napari_posetrack.core.inference.backends import load_backend
 
-        config, skeleton, model = load_run(run_dir, device=str(device))
+        config, skeleton, model = load_backend(run_dir, device, backend, half)
         return cls(config, skeleton, model, device, str(run_dir))
 
     def head(self, name: str) -> tuple[int, float]:
@@ -345,7 +357,7 @@ def load_pipeline(
     centered-instance run (top-down, in either order)."""
     options = options or InferenceOptions()
     device = resolve_device(options.device)
-    models = [LoadedModel.from_run(d, device) for d in run_dirs]
+    models = [LoadedModel.from_run(d, device, options.backend, options.half) for d in run_dirs]
     kinds = {m.pipeline: m for m in models}
     if len(models) == 1 and models[0].pipeline == "single_instance":
         return SingleInstancePipeline(models[0], options)
