@@ -103,7 +103,7 @@ def test_cpu_half_precision_support_comes_from_its_feature_flags(monkeypatch, ma
 
 
 def test_torch_backend_runs_channels_last_in_inference_mode(single_instance_run):
-    from napari_posetrack.core.training.run import load_run
+    from napari_posetrack.core.models.runs import load_run
 
     _, _, reference = load_run(single_instance_run)
     _, _, model = load_backend(single_instance_run, CPU, "torch")
@@ -168,7 +168,7 @@ def _open(name: str, run: Path):
 @pytest.mark.parametrize("run_name", ["exported_single_run", "bottomup_run"])
 def test_onnx_backends_give_torchs_maps_at_any_input_size(name, run_name, request):
     """Batch, height and width are dynamic: sizes other than the export's example run too."""
-    from napari_posetrack.core.training.run import load_run
+    from napari_posetrack.core.models.runs import load_run
 
     run = request.getfixturevalue(run_name)
     _, _, reference = load_run(run)

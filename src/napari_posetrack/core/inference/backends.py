@@ -421,15 +421,13 @@ def read_run(run_dir: str | os.PathLike[str]) -> tuple[TrainingConfig, Skeleton]
     from napari_posetrack.core.config import TrainingConfig
     from napari_posetrack.core.errors import MissingFileError
     from napari_posetrack.core.io.skeleton_json import load_skeleton_json
-    from napari_posetrack.core.training.run import CONFIG_FILE, SKELETON_FILE
+    from napari_posetrack.core.models.runs import CONFIG_FILE, SKELETON_FILE, require_run_file
 
     run = Path(run_dir)
     if not run.is_dir():
         raise MissingFileError(run, "run folder not found")
-    for name in (CONFIG_FILE, SKELETON_FILE):
-        if not (run / name).is_file():
-            raise MissingFileError(run / name, "run folder is incomplete: this file is missing")
-    return TrainingConfig.from_file(run / CONFIG_FILE), load_skeleton_json(run / SKELETON_FILE)
+    config = TrainingConfig.from_file(require_run_file(run / CONFIG_FILE))
+    return config, load_skeleton_json(require_run_file(run / SKELETON_FILE))
 
 
 def ensure_export(
@@ -458,7 +456,7 @@ def _open(name: str, run_dir: str | os.PathLike[str], config: TrainingConfig, sk
           device: torch.device, half: bool, auto: bool) -> Any:
     """One backend for the run, or an exception saying why it cannot run."""
     if name == "torch":
-        from napari_posetrack.core.training.run import load_run
+        from napari_posetrack.core.models.runs import load_run
 
         _, _, model = load_run(run_dir, device=str(device))
         return TorchBackend(model, device, half=half, cuda_graphs=device.type == "cuda")

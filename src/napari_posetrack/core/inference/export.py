@@ -72,7 +72,7 @@ def sidecar_path(model_path: str | os.PathLike[str]) -> Path:
 
 
 def checkpoint_file(run_dir: str | os.PathLike[str]) -> Path:
-    """The checkpoint :func:`~napari_posetrack.core.training.run.load_run` loads: ``best.ckpt``, else ``last.ckpt``."""
+    """The checkpoint :func:`~napari_posetrack.core.models.runs.load_run` loads: ``best.ckpt``, else ``last.ckpt``."""
     from napari_posetrack.core.errors import MissingFileError
 
     run = Path(run_dir)
@@ -180,7 +180,7 @@ def export_run(
     """
     import torch
 
-    from napari_posetrack.core.training.run import load_run
+    from napari_posetrack.core.models.runs import load_run
 
     if format != "onnx":
         raise ValueError(f"export format must be 'onnx', not {format!r}")
@@ -311,7 +311,7 @@ def verify_export(
     import torch
 
     from napari_posetrack.core.inference.backends import import_onnxruntime
-    from napari_posetrack.core.training.run import load_run
+    from napari_posetrack.core.models.runs import load_run
 
     ort = import_onnxruntime()
     facts = read_sidecar(model_path)
