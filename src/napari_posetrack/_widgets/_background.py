@@ -127,6 +127,11 @@ def run_in_background(
 
     worker = create_worker(work, _start_thread=False, _ignore_errors=True)
     holder["worker"] = worker
+    # the engine's warnings (a backend falling back, say) reach the worker's signal but, with this
+    # napari, no notification; the manager drops repeats, so a napari that relays them too shows one
+    from napari.utils.notifications import notification_manager
+
+    worker.warned.connect(lambda args: notification_manager.receive_warning(*args))
     state: dict[str, Any] = {"outcome": None, "edited": False}
 
     def on_labels_edited(*_: Any) -> None:
