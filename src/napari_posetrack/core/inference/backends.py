@@ -222,7 +222,7 @@ class GraphCache:
                 return self.forward(images)
             try:
                 replay = self.capture(self.forward, images)
-            except Exception as exc:  # capture errors come from deep in CUDA; eager always works
+            except Exception as exc:  # noqa: BLE001 - capture errors come from deep in CUDA; eager always works
                 self.disabled = True
                 warnings.warn(f"CUDA graphs are off for this model ({exc}); it runs without them", stacklevel=2)
                 return self.forward(images)
@@ -438,7 +438,13 @@ def ensure_export(
     A stale or foreign export raises :class:`~.export.ExportMismatchError`, unless ``refresh``
     (``auto``), when it is exported again with a warning.
     """
-    from napari_posetrack.core.inference.export import ExportMismatchError, check_export, export_run, onnx_path, read_sidecar
+    from napari_posetrack.core.inference.export import (
+        ExportMismatchError,
+        check_export,
+        export_run,
+        onnx_path,
+        read_sidecar,
+    )
 
     path = onnx_path(run_dir, half)
     if path.is_file():

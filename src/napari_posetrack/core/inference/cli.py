@@ -38,7 +38,8 @@ def add_predict_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--backend", choices=["auto", "torch", "onnxruntime", "openvino", "tensorrt"], default="torch",
         help="what runs the network: torch (default, always installed); onnxruntime or openvino, usually "
         "faster on a CPU (install napari-posetrack[onnx] or [openvino]); tensorrt on NVIDIA GPUs; auto "
-        "picks the fastest one installed. The last three save an ONNX copy of the model in its run folder",
+        "picks the fastest one installed. onnxruntime, openvino and tensorrt first save an ONNX copy of "
+        "the model in its run folder",
     )
     p.add_argument("--half", action="store_true", help="half precision (float16): faster on GPUs, refused on most CPUs")
     p.add_argument("--scheduler", default=None, help="dask scheduler address for many videos (default: a LocalCluster)")
@@ -60,7 +61,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     show = warnings.showwarning
 
-    def note(message, category, *rest) -> None:  # noqa: ANN001  (warnings.showwarning's signature)
+    def note(message: Warning | str, category: type[Warning], *rest: object) -> None:
         if issubclass(category, BackendFallbackWarning):
             print(f"posetrack predict: {message}", file=sys.stderr, flush=True)
         else:

@@ -214,7 +214,7 @@ def export_run(
 
             _export_dynamo(module, example, stride, names, tmp)
             facts["exporter"] = "dynamo"
-        except Exception as exc:  # the exporter raises many types; the TorchScript path may still work
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many types; TorchScript may still work
             errors.append(f"dynamo exporter: {_first_line(exc)}")
             try:
                 import onnx  # noqa: F401
