@@ -5,21 +5,23 @@ What a user does here, top to bottom:
 1. pick the model type (single animal, top-down, bottom-up...), where runs go and a name prefix;
 2. adjust the settings of each model (one tab per model: top-down trains two), every setting
    explained by its tooltip; load or save them as config files;
-3. check the receptive field (drawn over the current frame) and the training inputs (augmented
-   samples with their confidence maps, shown as layers);
+3. check the receptive field (drawn over the current frame), the size of each network (beside its
+   backbone) and the training inputs (augmented samples with their confidence maps, shown as layers);
 4. press Run: each model trains in a child process (napari stays responsive, GPU memory is freed
    when it ends, a crash cannot take napari down) while the loss is plotted live; Stop ends it
    cleanly after the current batch;
 5. optionally, when training ends, predict on the suggested or unlabelled frames.
 
-Everything slower than a click runs off the GUI thread (the preview in a ``thread_worker``,
-training in a child process watched by :mod:`._training_process`).
+Everything slower than a click runs off the GUI thread (the preview, and the model builds that
+measure the receptive field and count the parameters of a network without formulas, in
+``thread_worker`` s; training in a child process watched by :mod:`._training_process`).
 """
 
 from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +84,20 @@ def models_of(pipeline: str) -> list[str]:
     return ["centroid", "centered_instance"] if pipeline == "topdown" else [pipeline]
 
 
+def format_parameter_count(n: int) -> str:
+    """``n`` trainable parameters in a few characters: ``"3.0 M parameters"``, ``"412 k parameters"``."""
+    if n >= 999_500:
+        return f"{n / 1e6:.1f} M parameters"
+    if n >= 1000:
+        return f"{n / 1e3:.0f} k parameters"
+    return f"{n} parameters"
+
+
+def format_receptive_field(field: Any) -> str:
+    """A :class:`~napari_posetrack.core.models.receptive_field.ReceptiveField` in image pixels (``"≥ 2048 px"``)."""
+    return f"{'≥ ' if field.at_least else ''}{field.image_pixels:.0f} px"
+
+
 class TrainingWidget(QWidget):
     """Configure and run training (see the module docstring)."""
 
@@ -99,6 +115,12 @@ class TrainingWidget(QWidget):
         self._preview_worker: Any = None
         self.sample_worker: Any = None
         self.predict_worker: Any = None
+        self.measure_worker: Any = None
+        """Builds networks to measure their receptive field and count their parameters (None when idle)."""
+        self._measurement: Any = None  # the ChildMeasurement the worker runs
+        self._measuring: set[tuple[Any, ...]] = set()  # its keys
+        self._measure_again = False
+        self._measure_errors: dict[tuple[Any, ...], str] = {}
 
         self.process = TrainingProcess(self)
         self.process.step_started.connect(self._on_process_step_started)
@@ -455,7 +477,7 @@ class TrainingWidget(QWidget):
             form.set_anchor_choices(list(labels.skeleton.nodes))
         self._on_form_changed()
 
-    # ------------------------------------------------------------------ receptive field overlay
+    # ------------------------------------------------------------------ receptive field and model size
     def _on_form_changed(self, *_: Any) -> None:
         self.update_receptive_field()
 
@@ -470,18 +492,145 @@ class TrainingWidget(QWidget):
         return None
 
     def update_receptive_field(self) -> None:
-        """Redraw the receptive-field boxes (one per model) in the middle of the frame."""
-        from napari_posetrack.core.models.receptive_field import receptive_field
+        """Show each model's receptive field (label and boxes over the frame) and size (beside its backbone).
 
+        A UNet without a neck has formulas for both. Other networks are built and measured once, in a
+        child process watched by a worker thread (:attr:`measure_worker`), and cached; their values
+        appear as they are done.
+        """
         try:
             configs = self.model_configs()
-            sizes = {m: float(receptive_field(c).image_pixels) for m, c in configs.items()}
         except (PoseTrackError, ValueError) as err:
             self.rf_label.setText(f"(settings incomplete: {err})")
             return
-        self.rf_label.setText(
-            "Receptive field: " + ", ".join(f"{s:.0f} px ({MODEL_TITLES[m].lower()})" for m, s in sizes.items())
-        )
+        jobs = self._show_parameter_counts(configs)
+        fields, rf_jobs, problem = self._receptive_fields(configs)
+        jobs.update(rf_jobs)
+        if jobs:
+            self._measure_in_background(jobs)
+        if problem is not None:
+            self.rf_label.setText(problem)
+            return
+        parts = [
+            f"{format_receptive_field(fields[m]) if m in fields else 'measuring…'} ({MODEL_TITLES[m].lower()})"
+            for m in configs
+        ]
+        self.rf_label.setText("Receptive field: " + ", ".join(parts))
+        if len(fields) == len(configs):
+            self._draw_receptive_fields({m: float(f.image_pixels) for m, f in fields.items()})
+
+    def _skeleton(self) -> tuple[Any, str]:
+        """The skeleton models are sized for, and how to say which: the open one, or a 2-part stand-in."""
+        labels = self.project.labels
+        if labels is not None:
+            n = len(labels.skeleton.nodes)
+            return labels.skeleton, f"the open skeleton's {n} body part{'s' if n != 1 else ''}"
+        from napari_posetrack.core.models.receptive_field import stand_in_skeleton
+
+        return stand_in_skeleton(2, 1), "2 body parts (no labels are open; each body part adds a few more)"
+
+    def _show_parameter_counts(self, configs: dict[str, TrainingConfig]) -> dict[tuple[Any, ...], Any]:
+        """Show each form's parameter count when known; return the counts to compute (requests by key)."""
+        from napari_posetrack.core.models import receptive_field as rf
+
+        skeleton, which = self._skeleton()
+        jobs: dict[tuple[Any, ...], Any] = {}
+        for model, config in configs.items():
+            form = self.form(model)
+            try:
+                key = ("parameters", rf.architecture_key(config), config.data.channels,
+                       len(skeleton.nodes), tuple(skeleton.edges))
+                if rf.parameter_count_known(config, 0, skeleton=skeleton):
+                    n = rf.count_parameters(config, 0, skeleton=skeleton)
+                    form.set_parameter_count(format_parameter_count(n), f"{n:,} trainable parameters for {which}.")
+                elif key in self._measure_errors:
+                    form.set_parameter_count("size unknown", f"Cannot build this network: {self._measure_errors[key]}")
+                else:
+                    form.set_parameter_count("counting parameters…", "Building the network to count its parameters.")
+                    jobs[key] = rf.Request("parameters", config, skeleton)
+            except (PoseTrackError, ValueError) as err:
+                form.set_parameter_count("size unknown", f"Cannot count the parameters: {err}")
+        return jobs
+
+    def _receptive_fields(
+        self, configs: dict[str, TrainingConfig]
+    ) -> tuple[dict[str, Any], dict[tuple[Any, ...], Any], str | None]:
+        """``(known fields by model, measurements to make (requests by key), text of a problem or None)``."""
+        from napari_posetrack.core.models import receptive_field as rf
+
+        frame = self._frame_shape()
+        fields: dict[str, Any] = {}
+        jobs: dict[tuple[Any, ...], Any] = {}
+        problem = None
+        for model, config in configs.items():
+            try:
+                if rf.receptive_field_known(config):
+                    fields[model] = rf.receptive_field(config, frame_size=frame)
+                    continue
+                key = ("receptive field", rf.architecture_key(config))
+                if key in self._measure_errors:
+                    problem = problem or f"(cannot measure the receptive field: {self._measure_errors[key]})"
+                else:
+                    jobs[key] = rf.Request("receptive_field", config)
+            except (PoseTrackError, ValueError) as err:
+                problem = problem or f"(settings incomplete: {err})"
+        return fields, jobs, problem
+
+    def _measure_in_background(self, jobs: dict[tuple[Any, ...], Any]) -> None:
+        """Compute ``jobs`` (requests by key) in a child process, one at a time; core caches the values.
+
+        A child, not this process: building torchvision networks imports torch and triton, which would
+        freeze the GUI for seconds and can crash a process whose canvas already loaded OpenGL's LLVM. A
+        child busy with networks the form no longer shows is stopped; the next one measures what it shows.
+        """
+        if self.measure_worker is not None:
+            self._measure_again = True  # the running worker's end shows what is still missing
+            if not set(jobs) <= self._measuring:
+                self._measurement.stop()
+            return
+        from napari.qt.threading import thread_worker
+
+        from napari_posetrack.core.models.receptive_field import ChildMeasurement
+
+        keys = list(jobs)
+        measurement = ChildMeasurement([jobs[k] for k in keys])
+
+        @thread_worker
+        def measure() -> Iterator[tuple[tuple[Any, ...], str | None]]:
+            for index, error in measurement.results():
+                yield keys[index], error
+
+        worker = measure()
+        worker.yielded.connect(self._on_measure_yielded)
+        worker.finished.connect(self._on_measure_finished)
+        self.measure_worker = worker
+        self._measurement = measurement
+        self._measuring = set(keys)
+        self.destroyed.connect(measurement.stop)  # a viewer closed without closing this widget ends the child too
+        worker.start()
+
+    def stop_measuring(self) -> None:
+        """Stop the child measuring networks, if any; what it finished stays cached, the rest waits for the next change."""
+        self._measure_again = False
+        if self.measure_worker is not None:
+            self._measurement.stop()
+
+    def _on_measure_yielded(self, result: tuple[tuple[Any, ...], str | None]) -> None:
+        key, error = result
+        if error is not None:
+            self._measure_errors[key] = error
+        if not self._measurement.stopped:  # a stopped child's late results start nothing new
+            self.update_receptive_field()  # shows what this step made known (counts come before fields)
+
+    def _on_measure_finished(self) -> None:
+        self.measure_worker = None
+        self._measuring = set()
+        if self._measure_again:
+            self._measure_again = False
+            self.update_receptive_field()
+
+    def _draw_receptive_fields(self, sizes: dict[str, float]) -> None:
+        """One box per model, ``sizes`` image pixels wide, in the middle of the frame."""
         frame = self._frame_shape()
         existing = next((layer for layer in self.viewer.layers if layer.name == RF_LAYER), None)
         if not self.rf_check.isChecked() or frame is None:
@@ -858,6 +1007,9 @@ class TrainingWidget(QWidget):
 
     def closeEvent(self, event: Any) -> None:
         self.process.kill()
+        if self.measure_worker is not None:
+            self.measure_worker.yielded.disconnect(self._on_measure_yielded)  # nothing reaches a closed widget
+            self.stop_measuring()
         super().closeEvent(event)
 
 

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -740,6 +741,149 @@ def _linearised_mode() -> type:
             return out
 
     return Linearised
+
+
+# --------------------------------------------------------------------------- in a child process
+
+RESULT_PREFIX = "posetrack-measurement "
+"""Marks the child's result lines on its standard output (libraries may print there too)."""
+
+
+@dataclass
+class Request:
+    """One value :func:`compute_in_child` computes: a parameter count or a receptive field.
+
+    Attributes
+    ----------
+    kind
+        ``"parameters"`` (:func:`count_parameters` for ``skeleton``) or ``"receptive_field"``
+        (:func:`receptive_field` of the finest output).
+    config
+        The model's config (one pipeline, not ``topdown``).
+    skeleton
+        For ``"parameters"``: the skeleton the model is sized for.
+    """
+
+    kind: str
+    config: TrainingConfig
+    skeleton: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        job: dict[str, Any] = {"kind": self.kind, "config": self.config.to_dict()}
+        if self.skeleton is not None:
+            job["nodes"] = list(self.skeleton.nodes)
+            job["edges"] = [list(e) for e in self.skeleton.edges]
+        return job
+
+
+class ChildMeasurement:
+    """Parameter counts and receptive fields computed in a child Python process.
+
+    Each value is kept in this process's caches as it arrives, so :func:`count_parameters` and
+    :func:`receptive_field` then answer at once, and this process never imports torch or torchvision.
+    That is how a GUI should ask: besides not freezing, torchvision loads triton, which crashes a
+    process whose OpenGL (napari's canvas on Mesa) already loaded another LLVM.
+
+    Parameters
+    ----------
+    requests
+        What to compute, in order.
+    """
+
+    def __init__(self, requests: list[Request]) -> None:
+        self.requests = list(requests)
+        self.stopped = False
+        self._child: Any = None
+        self._child_lock = threading.Lock()
+
+    def results(self) -> Iterator[tuple[int, str | None]]:
+        """Start the child and yield ``(index of a request, error text or None)`` as each is done.
+
+        Call it once (it blocks between results: from a worker thread in a GUI). After :meth:`stop` it
+        yields nothing more.
+        """
+        import subprocess
+        import sys
+        import tempfile
+
+        code = "from napari_posetrack.core.models.receptive_field import serve_requests; serve_requests()"
+        # stderr to a file: a pipe nobody reads while results stream could fill and stall the child
+        with tempfile.TemporaryFile(mode="w+") as stderr:
+            with self._child_lock:
+                if self.stopped or not self.requests:
+                    return
+                child = self._child = subprocess.Popen(
+                    [sys.executable, "-c", code],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                )
+            done = 0
+            try:
+                with contextlib.suppress(OSError):  # the child already gone: said below
+                    child.stdin.write(json.dumps([r.to_json() for r in self.requests]))
+                    child.stdin.close()
+                for line in child.stdout:
+                    if not line.startswith(RESULT_PREFIX) or done >= len(self.requests):
+                        continue
+                    answer = json.loads(line[len(RESULT_PREFIX):])
+                    error = answer.get("error")
+                    if error is None:
+                        _remember(self.requests[done], answer["value"])
+                    yield done, error
+                    done += 1
+                status = child.wait()
+                if done < len(self.requests) and not self.stopped:
+                    stderr.seek(0)
+                    last = next((ln for ln in reversed(stderr.read().splitlines()) if ln.strip()), "")
+                    why = f"the measuring process ended with exit code {status}" + (f": {last}" if last else "")
+                    for index in range(done, len(self.requests)):
+                        yield index, why
+            finally:
+                with self._child_lock:  # ended early (the caller closed the generator): end the child too
+                    if child.poll() is None:
+                        child.kill()
+                child.wait()
+                child.stdout.close()
+
+    def stop(self) -> None:
+        """End the child now (from any thread); :meth:`results` then ends without yielding more."""
+        with self._child_lock:
+            self.stopped = True
+            if self._child is not None and self._child.poll() is None:
+                self._child.kill()
+
+
+def _remember(request: Request, value: Any) -> None:
+    """Keep a value the child computed in this process's caches."""
+    config = request.config
+    if request.kind == "parameters":
+        key = _parameter_key(config, request.skeleton, input_channels(config))
+        with _LOCK:
+            _PARAMETER_COUNTS[key] = int(value)
+    else:
+        field = MeasuredField(int(value[0]), bool(value[1]), int(value[2]))
+        with _LOCK:
+            _MEASURED.setdefault(_measure_key(config, config.output_stride, MAX_MEASURING_INPUT), field)
+
+
+def serve_requests() -> None:
+    """The child of :func:`compute_in_child`: read requests (JSON) on stdin, write one result line each."""
+    import sys
+
+    from napari_posetrack.core.labels import Skeleton
+
+    for job in json.loads(sys.stdin.read()):
+        try:
+            config = TrainingConfig.from_dict(job["config"])
+            if job["kind"] == "parameters":
+                skeleton = Skeleton(job["nodes"], [tuple(e) for e in job["edges"]], name="requested")
+                value: Any = count_parameters(config, 0, skeleton=skeleton)
+            else:
+                field = measure_receptive_field(config)
+                value = [field.pixels, field.at_least, field.input_size]
+            answer: dict[str, Any] = {"value": value}
+        except Exception as err:  # noqa: BLE001 - every request gets an answer; the parent shows why it failed
+            answer = {"error": str(err) or type(err).__name__}
+        print(RESULT_PREFIX + json.dumps(answer), flush=True)
 
 
 # --------------------------------------------------------------------------- disk cache
