@@ -35,6 +35,14 @@ REAL_VIDEOS = [
 # --------------------------------------------------------------------------- oracles and fixtures
 
 
+@pytest.fixture(autouse=True)
+def video_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A video cache of the test's own: what readers learn about files stays within the test."""
+    folder = tmp_path_factory.mktemp("video-cache")
+    monkeypatch.setenv("POSETRACK_VIDEO_CACHE", str(folder))
+    return folder
+
+
 def decode_sequentially(path: str | Path, wanted: set[int] | None = None) -> dict[int, np.ndarray]:
     """The oracle: plain PyAV, decoding every frame in order; keeps only ``wanted`` frames.
 

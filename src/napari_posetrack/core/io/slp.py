@@ -33,7 +33,7 @@ import numpy as np
 
 from napari_posetrack.core.errors import FileFormatError, MissingFileError, PoseTrackError, atomic_write
 from napari_posetrack.core.io.skeleton_json import decode_skeleton_graph, encode_skeleton_graph
-from napari_posetrack.core.io.slp_embedded import EmbeddedFrameReader, encode_png, write_embedded_video
+from napari_posetrack.core.io.slp_embedded import encode_png, write_embedded_video
 from napari_posetrack.core.io.video_paths import resolve_video_paths
 from napari_posetrack.core.labels import (
     NO_LINK,
@@ -47,6 +47,7 @@ from napari_posetrack.core.labels import (
     Track,
     Video,
 )
+from napari_posetrack.core.video.embedded import EmbeddedFrameReader
 
 FORMAT_ID = 1.4
 """Format we write: the classic tables plus ``tracking_score``; embedded images carry ``channel_order``."""

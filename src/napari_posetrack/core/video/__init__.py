@@ -6,10 +6,15 @@ presentation order, exactly the frame a plain sequential decode of the file yiel
 position.
 
 Backends: ``PyAVReader`` (``pyav.py``: video files, frame-exact random access from a packet
-index), ``ImageSequenceReader`` (``images.py``: image folders and lists) and, for frames stored
-in ``.pkg.slp`` files, ``core.io.slp_embedded.EmbeddedFrameReader``. All share the
+index), ``ImageSequenceReader`` (``images.py``: image folders and lists) and
+``EmbeddedFrameReader`` (``embedded.py``: frames stored in ``.pkg.slp`` files). All share the
 ``VideoReader`` interface (``base.py``): ``frame``, ``frames``, ``iter_frames``, an LRU cache
-of recent frames, ``to_dask`` and ``metadata``.
+of recent frames, ``to_dask``, ``metadata`` and per-frame ``timestamps`` in seconds.
+
+``check_video`` (``check.py``) decodes a whole file once and reports damaged frames, keyframes
+that cannot stand alone and timestamp irregularities; ``cached_check`` returns the last result
+without decoding (for marking damaged frames on napari's time slider). What readers and checks
+learn about a file is kept in the video cache (``cache.py``).
 """
 
 from __future__ import annotations
@@ -22,15 +27,25 @@ from typing import Any
 from ..errors import FileFormatError
 from ..labels import Video
 from .base import TRANSCODE_HINT, VideoReader, reader_to_dask
+from .check import VideoCheck, VideoCheckCancelled, cached_check, check_video
+from .embedded import EmbeddedFrameReader
 from .images import IMAGE_EXTENSIONS, ImageSequenceReader, list_images, natural_sort_key
 from .pyav import PyAVReader
+from .timing import FrameTiming, frame_timing
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "TRANSCODE_HINT",
+    "EmbeddedFrameReader",
+    "FrameTiming",
     "ImageSequenceReader",
     "PyAVReader",
+    "VideoCheck",
+    "VideoCheckCancelled",
     "VideoReader",
+    "cached_check",
+    "check_video",
+    "frame_timing",
     "list_images",
     "natural_sort_key",
     "open_video",
@@ -72,9 +87,7 @@ def open_video(
     """
     video = _as_video(video)
     if video.backend == "embedded":
-        from ..io.slp_embedded import EmbeddedFrameReader
-
-        return EmbeddedFrameReader(video, rgb=rgb)
+        return EmbeddedFrameReader(video, rgb=rgb, cache_size=cache_size)
     if video.backend == "images":
         return ImageSequenceReader(video.path, rgb=rgb, cache_size=cache_size, fps=video.fps)
     if video.backend == "pyav":

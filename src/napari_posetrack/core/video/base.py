@@ -126,6 +126,14 @@ class VideoReader(abc.ABC):
         """What a napari layer wants to know about this video."""
         return reader_metadata(self)
 
+    @property
+    def timestamps(self) -> np.ndarray | None:
+        """Presentation time of every frame in seconds from the first frame (``i / fps`` here;
+        video files with timestamps give their own), or None when the rate is unknown."""
+        if not self.fps:
+            return None
+        return np.arange(self.n_frames, dtype=np.float64) / float(self.fps)
+
     def __len__(self) -> int:
         return self.n_frames
 
