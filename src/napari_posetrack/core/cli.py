@@ -42,11 +42,15 @@ EXTERNAL_PARSERS: list[str] = [
 # --------------------------------------------------------------------------- info
 
 
-def _video_facts(path: str) -> dict[str, Any]:
-    """Frames, size, fps, codec and keyframe spacing of a video file or image folder."""
+def _video_facts(path: str, check: bool = False) -> dict[str, Any]:
+    """Frames, size, fps, codec and keyframe spacing of a video file or image folder.
+
+    Video files add their timing (nominal and measured rate, largest gap) and the result of
+    ``check_video``: run now when ``check``, else the cached one from an earlier check if any.
+    """
     import numpy as np
 
-    from napari_posetrack.core.video import open_video
+    from napari_posetrack.core.video import cached_check, check_video, open_video
 
     with open_video(path) as reader:
         h, w, c = reader.shape
@@ -68,9 +72,36 @@ def _video_facts(path: str) -> dict[str, Any]:
             gaps = np.diff(np.append(np.asarray(keyframes), reader.n_frames))
             facts["keyframe_interval"] = int(gaps.max())
             facts["keyframes"] = len(keyframes)
-    if reader.backend == "pyav":
-        facts.update(_codec_facts(path))
+        if reader.backend == "pyav":
+            facts["timing"] = reader.timing.to_dict()
+            facts["bad_seek_points"] = reader.bad_seek_points
+    if reader.backend != "pyav":
+        if check:
+            raise ValueError(
+                f"{path}: --check decodes video files; {reader.backend} frames have no stream to check"
+            )
+        return facts
+    facts.update(_codec_facts(path))
+    if check:
+        result = check_video(path, progress=_progress_printer("checking") if sys.stderr.isatty() else None)
+        facts["check"], facts["check_cached"] = result.to_dict(), False
+        found = {m.keyframe for m in result.seek_mismatches}
+        facts["bad_seek_points"] = sorted(found.union(facts["bad_seek_points"]))
+    else:
+        cached = cached_check(path)
+        if cached is not None:
+            facts["check"], facts["check_cached"] = cached.to_dict(), True
     return facts
+
+
+def _progress_printer(what: str) -> Callable[[int, int], None]:
+    """A progress callback writing ``what: NN%`` over itself on stderr (for terminals)."""
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\r{what}: {100 * done // max(total, 1)}%", end=end, file=sys.stderr, flush=True)
+
+    return show
 
 
 def _codec_facts(path: str) -> dict[str, Any]:
@@ -156,13 +187,33 @@ def _print_video_facts(f: dict[str, Any]) -> None:
     print(
         f"  size: {f['width']}x{f['height']}, {f['channels']} channel(s){' (grayscale content)' if f['grayscale'] else ''}"
     )
-    print(f"  fps: {fps}")
+    timing = f.get("timing")
+    if timing:
+        nominal = "unknown" if timing["nominal_fps"] is None else f"{timing['nominal_fps']:g}"
+        measured = "unknown" if timing["measured_fps"] is None else f"{timing['measured_fps']:g}"
+        line = f"  fps: {fps} (nominal {nominal}, measured {measured}"
+        if timing["largest_gap_s"] is not None:
+            line += f"; largest gap {timing['largest_gap_s'] * 1000:.1f} ms after frame {timing['largest_gap_after']}"
+        print(line + ("; variable frame rate)" if timing["variable"] else ")"))
+    else:
+        print(f"  fps: {fps}")
     codec = f.get("codec") or "unknown"
     if f.get("profile"):
         codec += f" ({f['profile']})"
     print(f"  codec: {codec}")
     if f.get("keyframe_interval") is not None:
         print(f"  keyframe interval: {f['keyframe_interval']} frames ({f['keyframes']} keyframes)")
+    if f.get("bad_seek_points"):
+        points = ", ".join(str(k) for k in f["bad_seek_points"][:10])
+        print(f"  keyframes that cannot stand alone (seeking is slow there): {points}")
+    if "check" in f:
+        from napari_posetrack.core.video import VideoCheck
+
+        lines = VideoCheck.from_dict(f["check"]).summary()
+        if f.get("check_cached"):
+            lines[0] += " (cached; --check runs it again)"
+        for line in lines:
+            print(f"  {line}")
 
 
 def _print_labels_facts(f: dict[str, Any]) -> None:
@@ -206,7 +257,11 @@ def run_info(args: argparse.Namespace) -> int:
         from napari_posetrack.core.errors import MissingFileError
 
         raise MissingFileError(path)
-    facts = _video_facts(path) if _is_video(path) else _labels_facts(path, args.video_search)
+    if args.check and not _is_video(path):
+        raise ValueError(f"{path}: --check decodes video files, not labels files")
+    facts = (
+        _video_facts(path, check=args.check) if _is_video(path) else _labels_facts(path, args.video_search)
+    )
     if args.json:
         print(json.dumps(facts, indent=2))
     elif facts["type"] == "video":
@@ -232,6 +287,12 @@ def add_info_parser(subparsers: Any) -> None:
         help="folder to look for moved videos in (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print the facts as JSON")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="decode the whole video once: report corrupt frames, decode errors, keyframes whose random "
+        "access differs from sequential decoding, and timestamp irregularities (the result is cached)",
+    )
     p.set_defaults(func=run_info)
 
 

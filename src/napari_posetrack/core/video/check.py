@@ -256,6 +256,7 @@ def check_video(
                 mismatches.append(mismatch)
                 with index.lock:
                     index.bad_seek_points.add(k)
+        tick.finish()
         with index.lock:
             errors = dict(index.decode_errors)
         result = VideoCheck(
@@ -302,6 +303,12 @@ class _Ticker:
     def __init__(self, progress: ProgressCallback | None, cancel: CancelCallback | None, total: int) -> None:
         self.progress, self.cancel, self.total, self.done = progress, cancel, max(total, 1), 0
         self.step = max(1, self.total // 200)
+
+    def finish(self) -> None:
+        """Report completion (seek samples may compare fewer frames than estimated)."""
+        self.done = self.total
+        if self.progress is not None:
+            self.progress(self.total, self.total)
 
     def __call__(self, frames: int = 1) -> None:
         before, self.done = self.done, self.done + frames
