@@ -296,7 +296,8 @@ TRAINING_ONLY_HEAD_FIELDS = ("sigma", "loss_weight")
 
 
 def architecture_key(config: TrainingConfig) -> str:
-    """Text that is equal for two configs exactly when ``build_model`` makes the same network of them.
+    """Text that is equal for two configs exactly when ``build_model`` makes the same network of them
+    (for the same image channels and skeleton, which the parameter count's cache adds to it).
 
     It is the ``model`` section without what the network ignores (the heads the pipeline does not
     build, target spreads and loss weights, the settings of backbones other than the chosen one, the
@@ -656,14 +657,25 @@ def _measure(config: TrainingConfig, stride: int, max_input: int) -> MeasuredFie
     _make_positive(model)
     model.to(torch.float64)
     max_stride = int(model.max_stride)
-    n_align = max(1, max_stride // stride)
     largest = max(max_stride, (int(max_input) // max_stride) * max_stride)
     size = min(largest, _round_up(max(FIRST_MEASURING_INPUT, 4 * max_stride), max_stride))
+    # first one alignment, on inputs doubling until its field fits
     while True:
-        pixels, clipped = _widest_interval(model, head, size, max_stride, stride, n_align)
-        if not clipped or size >= largest:
-            return MeasuredField(pixels, clipped, size)
+        first, clipped = _widest_interval(model, head, size, max_stride, stride, [0])
+        if not clipped:
+            break
+        if size >= largest:
+            return MeasuredField(first, True, size)
         size = min(largest, 2 * size)
+    # then the others, on an input just taller than that field (each pass costs in proportion to it):
+    # another alignment's field is at most a few max strides wider and its centre one max stride lower
+    others = list(range(1, max(1, max_stride // stride)))
+    tight = min(size, _round_up(first + 4 * max_stride, max_stride))
+    widest, clipped = _widest_interval(model, head, tight, max_stride, stride, others)
+    while clipped and tight < largest:
+        tight = max(size, min(largest, 2 * tight))
+        widest, clipped = _widest_interval(model, head, tight, max_stride, stride, others)
+    return MeasuredField(max(first, widest), clipped, max(size, tight))
 
 
 def _make_positive(model: Any) -> None:
@@ -685,22 +697,28 @@ def _make_positive(model: Any) -> None:
                 p.fill_(1.0)  # norm scales, fusion weights
 
 
-def _widest_interval(model: Any, head: str, size: int, width: int, stride: int, n_align: int) -> tuple[int, bool]:
-    """Widest input-row interval one output pixel depends on, over ``n_align`` alignments; and whether it was clipped.
+def _widest_interval(
+    model: Any, head: str, size: int, width: int, stride: int, alignments: list[int]
+) -> tuple[int, bool]:
+    """Widest input-row interval one output pixel depends on, over ``alignments``; and whether one was clipped.
 
-    The input is ``size`` tall and ``width`` wide; the pixels read are a middle column's rows
-    ``r0 .. r0 + n_align - 1`` with ``r0`` on the max-stride grid.
+    The input is ``size`` tall and ``width`` (the max stride) wide; alignment ``k`` reads a middle
+    column's row ``r0 + k``, ``r0`` on the max-stride grid. A clipped interval ends the search.
     """
     import torch
 
+    if not alignments:
+        return 0, False
     image = torch.ones(1, 1, size, width, dtype=torch.float64, requires_grad=True)
     with _linearised_mode()():
         out = model(image)[head]
-    row0 = (out.shape[-2] // 2 // n_align) * n_align
+    period = max(1, width // stride)
+    row0 = (out.shape[-2] // 2 // period) * period
     col = out.shape[-1] // 2
     widest = 0
-    for k in range(n_align):
-        (grad,) = torch.autograd.grad(out[0, 0, row0 + k, col], image, retain_graph=k < n_align - 1)
+    for i, k in enumerate(alignments):
+        last = i == len(alignments) - 1
+        (grad,) = torch.autograd.grad(out[0, 0, row0 + k, col], image, retain_graph=not last)
         rows = torch.nonzero(grad[0].abs().sum(dim=(0, 2))).flatten()
         if rows.numel() == 0:
             raise ConfigError(f"output {head!r} does not depend on the input: cannot measure its receptive field")
