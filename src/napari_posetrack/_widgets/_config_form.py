@@ -86,9 +86,9 @@ EMPTY_TEXT: dict[str, str] = {
     "data.anchor_part": "mean of visible body parts",
     "data.input_size": "frames keep their size",
     "model.unet.stem_stride": "no stem",
-    "model.heads.confmaps.levels": "one level (the output stride)",
-    "model.heads.centroids.levels": "one level (the output stride)",
-    "model.heads.pafs.levels": "one level (the output stride)",
+    "model.heads.confmaps.levels": "one level",
+    "model.heads.centroids.levels": "one level",
+    "model.heads.pafs.levels": "one level",
     "optimization.pretrained_weights": "torch's cache",
     "optimization.batches_per_epoch": "one pass over the data",
     "optimization.gradient_clip_norm": "off",
@@ -210,9 +210,9 @@ def make_control(spec: FieldSpec) -> QWidget:
     else:
         control = QLineEdit()
         if typing.get_origin(base) is list:
-            example = f"comma-separated, e.g. {LIST_EXAMPLES.get(spec.key, '100, 150')}"
+            example = LIST_EXAMPLES.get(spec.key, "100, 150")
             empty = EMPTY_TEXT.get(spec.key) if spec.optional else None
-            control.setPlaceholderText(f"{empty} ({example})" if empty else example)
+            control.setPlaceholderText(f"{empty} (e.g. {example})" if empty else f"comma-separated, e.g. {example}")
         elif spec.optional:
             control.setPlaceholderText(EMPTY_TEXT.get(spec.key, "empty = none"))
     control.setObjectName(spec.key)
