@@ -14,6 +14,10 @@ from .similarity import centroids
 
 CANDIDATES = ("simple", "flow")
 
+# Velocity smoothing of :meth:`UnitState.observe`. :func:`observe_sequence` reproduces its
+# recursion bit for bit with one cumulative sum, which needs the weights to be exactly 1/2.
+SMOOTHING = 0.5
+
 
 class UnitState:
     """Growable per-unit arrays (a unit is a track, or a tracklet when stitching).
@@ -61,7 +65,7 @@ class UnitState:
         self.active = np.concatenate([self.active, ids])
         return ids
 
-    def observe(self, ids: np.ndarray, poses: np.ndarray, frame: int, smoothing: float = 0.5) -> None:
+    def observe(self, ids: np.ndarray, poses: np.ndarray, frame: int, smoothing: float = SMOOTHING) -> None:
         """Record that units ``ids`` were seen at ``poses`` on ``frame`` (updates velocity)."""
         if len(ids) == 0:
             return
@@ -98,3 +102,61 @@ class UnitState:
             dt = (frame - self.frame[ids]).astype(np.float64)
             poses = poses + (self.velocity[ids] * dt[:, None])[:, None, :]
         return ids, poses
+
+
+# Bounds inside which halving and power-of-two scaling of the velocity recursion are exact:
+# far from the subnormal range (2**-1022) and, after scaling by up to 2**_MAX_SCALED_FRAMES,
+# from overflow.
+_EXACT_LOW, _EXACT_HIGH = 2.0**-900, 2.0**600
+_MAX_SCALED_FRAMES = 400
+
+
+def _exactly_scalable(x: np.ndarray) -> bool:
+    a = np.abs(x)
+    return bool(np.all((a == 0.0) | ((a >= _EXACT_LOW) & (a <= _EXACT_HIGH))))
+
+
+def observe_sequence(
+    points: np.ndarray,
+    centroid: np.ndarray,
+    velocity: np.ndarray,
+    frame: np.ndarray,
+    poses: np.ndarray,
+    frames: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The unit states :meth:`UnitState.observe` leaves after each of ``W`` frames, all at once.
+
+    Units start from ``points`` ``(C, K, 2)``, ``centroid`` and ``velocity`` ``(C, 2)`` last seen
+    on ``frame`` ``(C,)``; on each of ``frames`` ``(W,)`` every unit is observed at ``poses``
+    ``(W, C, K, 2)``. Returns ``points`` ``(W + 1, C, K, 2)``, ``centroid`` and ``velocity``
+    ``(W + 1, C, 2)``, index 0 being the start, with the same bits as ``W`` calls of ``observe``.
+    """
+    n_w = len(frames)
+    merged = np.concatenate([points[None], poses])
+    missing = np.isnan(poses)
+    if missing.any():
+        # a node missing in an observation keeps its last seen position: carry the index of the last
+        # observation that had it forward in time (a pure selection, so no rounding can differ)
+        source = np.where(missing, 0, np.arange(1, n_w + 1)[:, None, None, None])
+        np.maximum.accumulate(source, axis=0, out=source)
+        merged[1:] = np.take_along_axis(merged, source, axis=0)
+    cent = np.concatenate([centroid[None], centroids(merged[1:])])
+    dt = np.empty((n_w, len(frame)), dtype=np.int64)
+    dt[0] = frames[0] - frame
+    dt[1:] = np.diff(frames)[:, None]
+    step = (cent[1:] - cent[:-1]) / np.maximum(dt, 1)[..., None]
+    step[np.isnan(step)] = 0.0
+    vel = None
+    if n_w <= _MAX_SCALED_FRAMES and _exactly_scalable(velocity) and _exactly_scalable(step):
+        # v_j = v_{j-1}/2 + s_j/2 is, scaled by 2**j, the running sum u_j = u_{j-1} + 2**(j-1) s_j:
+        # each term is an exact power-of-two multiple of observe's, so one cumsum rounds as observe does
+        scaled = np.concatenate([velocity[None], step * np.ldexp(1.0, np.arange(n_w))[:, None, None]])
+        vel = np.cumsum(scaled, axis=0) * np.ldexp(1.0, -np.arange(n_w + 1))[:, None, None]
+        if not _exactly_scalable(vel):
+            vel = None
+    if vel is None:
+        vel = np.empty((n_w + 1, *velocity.shape))
+        vel[0] = velocity
+        for j in range(n_w):  # tiny or huge velocities: the plain recursion, one frame at a time
+            vel[j + 1] = SMOOTHING * vel[j] + (1 - SMOOTHING) * step[j]
+    return merged, cent, vel

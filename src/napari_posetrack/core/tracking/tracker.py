@@ -2,10 +2,12 @@
 
 Two passes per video:
 
-1. **Online association**, one loop iteration per frame (all candidates x all detections of the
-   frame in one similarity expression): candidates (``simple`` or ``flow``, plus a constant-velocity
-   motion prior) are matched to detections (``greedy`` or ``hungarian``), pairs below
-   ``min_similarity`` are never forced together.
+1. **Online association** (:mod:`~napari_posetrack.core.tracking.online`): candidates (``simple``
+   or ``flow``, plus a constant-velocity motion prior) are matched to each frame's detections
+   (``greedy`` or ``hungarian``), pairs below ``min_similarity`` are never forced together. With
+   ``simple`` candidates, runs of steady frames are processed a window at a time (similarities,
+   assignments and unit states for up to 256 frames in a few numpy calls), with exactly the
+   result of the frame-by-frame step, which handles the other frames.
 2. **Stitching** (``stitch=True``, the default): the online pass only builds conservative tracklets,
    cut whenever the best and runner-up similarities of an association are close
    (``ambiguity_ratio``) or a node jumps far (``max_node_jump``);
@@ -32,16 +34,18 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, FileFormatError
 from ..labels import NO_TRACK, PREDICTED, USER, Labels, Track
-from .candidates import CANDIDATES, UnitState
+from .candidates import CANDIDATES
 from .flow import FlowParams, gray_frames, shift_points
-from .matching import MATCHINGS, hungarian_match, match, runner_up_ratio
-from .similarity import SIMILARITIES, centroids, get_similarity, oks_similarity
+from .matching import MATCHINGS
+from .online import OnlinePass
+from .similarity import SIMILARITIES, PoseSimilarity, centroids, squared_norm
 from .stitching import add_appearance, limb_lengths, stitch_tracklets, summarise_tracklets
 
 ProgressCallback = Callable[[int, int], Any]
@@ -182,12 +186,15 @@ class TrackerConfig:
         return cls(**values)
 
 
-def instance_radius(points: np.ndarray) -> float:
-    """Median over instances of the RMS distance of present nodes to their centroid (at least 1 px)."""
+def instance_radius(points: np.ndarray, centroid: np.ndarray | None = None) -> float:
+    """Median over instances of the RMS distance of present nodes to their centroid (at least 1 px).
+
+    ``centroid`` is ``centroids(points)`` when the caller has it already.
+    """
     if len(points) == 0:
         return 1.0
-    c = centroids(points)
-    d2 = ((points - c[:, None]) ** 2).sum(axis=-1)
+    c = centroids(points) if centroid is None else centroid
+    d2 = squared_norm(points - c[:, None])
     present = ~np.isnan(d2)
     n = present.sum(axis=1)
     ok = n >= 2
@@ -197,11 +204,17 @@ def instance_radius(points: np.ndarray) -> float:
     return float(max(np.median(rms), 1.0))
 
 
-def shape_outliers(points: np.ndarray, edges: np.ndarray, threshold: float) -> np.ndarray:
-    """Instances with a limb length more than ``threshold`` robust deviations from that limb's median."""
+def shape_outliers(
+    points: np.ndarray, edges: np.ndarray, threshold: float, lengths: np.ndarray | None = None
+) -> np.ndarray:
+    """Instances with a limb length more than ``threshold`` robust deviations from that limb's median.
+
+    ``lengths`` is ``limb_lengths(points, edges)`` when the caller has it already.
+    """
     if len(points) == 0 or len(edges) == 0:
         return np.zeros(len(points), dtype=bool)
-    lengths = limb_lengths(points, edges)
+    if lengths is None:
+        lengths = limb_lengths(points, edges)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         median = np.nanmedian(lengths, axis=0)
@@ -314,105 +327,44 @@ def _track_video(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Identities (``-1`` = none) and match similarities for the rows of one video, sorted by frame."""
     n = len(rows)
+    edges = labels.skeleton.edge_array()
     n_present = (~np.isnan(pts[..., 0])).sum(axis=1)
+    # per-instance features computed once for the video: outlier test, scale, online pass and
+    # stitcher all read them
+    need_lengths = config.stitch or (config.shape_outlier is not None and len(edges) > 0)
+    lengths = limb_lengths(pts, edges) if need_lengths else None
     if config.shape_outlier is not None:
         # instances whose limbs are far longer or shorter than usual mix parts of several animals:
         # they would drag a track onto the wrong animal, so they are left untracked
-        n_present = np.where(
-            shape_outliers(pts, labels.skeleton.edge_array(), config.shape_outlier), 0, n_present
-        )
-        pts = np.where((n_present == 0)[:, None, None], np.nan, pts)
-    scale = config.distance_scale or instance_radius(pts)
-    sim_fn = get_similarity(config.similarity)
-    sigmas = labels.skeleton.node_sigmas
-    if config.similarity == "oks":
-
-        def sim_fn(a: np.ndarray, b: np.ndarray, s: float) -> np.ndarray:  # binds the skeleton's sigmas
-            return oks_similarity(a, b, s, sigmas)
-
-    frame_ids, starts = np.unique(frames, return_index=True)
-    stops = np.append(starts[1:], n)
-    unit = np.full(n, -1, dtype=np.int64)
-    match_score = np.zeros(n, dtype=np.float32)
-    state = UnitState(labels.n_nodes, track_flow=config.candidates == "flow")
-    stitching = config.stitch
-    cap = config.max_tracks
-
-    flow_iter = None
-    reader, owned = None, False
+        n_present = np.where(shape_outliers(pts, edges, config.shape_outlier, lengths), 0, n_present)
+        emptied = n_present == 0
+        if emptied.any():
+            pts = pts.copy()
+            pts[emptied] = np.nan
+        if lengths is not None:
+            lengths[emptied] = np.nan  # what limb_lengths gives for the emptied instances
+    centroid = centroids(pts)
+    scale = config.distance_scale or instance_radius(pts, centroid)
+    sigmas = labels.skeleton.node_sigmas if config.similarity == "oks" else None
+    similarity = PoseSimilarity(config.similarity, scale, sigmas)
+    online = OnlinePass(config, pts, n_present, det_scores, frames, similarity, scale, centroid)
     if config.candidates == "flow":
         reader, owned = _open_frames(labels, v, video)
-        flow_iter = gray_frames(reader, frame_ids)
-        flow_params = FlowParams(window=config.flow_window, levels=config.flow_levels)
-    prev_gray = None
-    try:
-        for k, (f, lo, hi) in enumerate(zip(frame_ids.tolist(), starts.tolist(), stops.tolist())):
-            state.expire(f, config.window)
-            if flow_iter is not None:
-                try:
-                    _, gray = next(flow_iter)
-                except StopIteration:
-                    raise FileFormatError(
-                        getattr(reader, "path", "video"),
-                        f"has {len(reader)} frames but the labels have instances on frame {f}",
-                    ) from None
-                if prev_gray is not None and len(state.active):
-                    act = state.active
-                    state.shifted[act] = shift_points(prev_gray, gray, state.shifted[act], flow_params)
-                prev_gray = gray
-            det = pts[lo:hi]
-            ids, cand = state.candidates(f, config.candidates, config.motion_prior)
-            sim = sim_fn(cand, det, scale)
-            r, c = match(sim, config.matching, config.min_similarity)
-            det_unit = unit[lo:hi]  # views: writes land in the outputs
-            det_sim = match_score[lo:hi]
-            if stitching:
-                ratio = runner_up_ratio(sim, r, c)
-                sure = ratio < config.ambiguity_ratio
-                if config.max_node_jump is not None and len(r):
-                    # a continuation where any node jumps far is not trusted (parts swapped between animals)
-                    jump = np.sqrt(((cand[r] - det[c]) ** 2).sum(axis=-1))
-                    sure &= ~(jump > config.max_node_jump * scale).any(axis=1)  # NaN compares False
-                all_sure = bool(sure.all())
-                if not all_sure:
-                    state.close(ids[r[~sure]])  # an ambiguous continuation ends the tracklet
-                    r, c = r[sure], c[sure]
-                state.observe(ids[r], det[c], f)
-                det_unit[c] = ids[r]
-                det_sim[c] = sim[r, c]
-                if len(r) < hi - lo:
-                    free = np.flatnonzero(det_unit < 0)
-                    free = free[n_present[lo + free] >= max(config.min_points, 1)]
-                    det_unit[free] = state.spawn(det[free], f)
-            else:
-                state.observe(ids[r], det[c], f)
-                det_unit[c] = ids[r]
-                det_sim[c] = sim[r, c]
-                free = np.flatnonzero(det_unit < 0) if len(r) < hi - lo else ()
-                if len(free):
-                    free = free[np.argsort(-np.nan_to_num(det_scores[lo + free], nan=-np.inf), kind="stable")]
-                    startable = free[n_present[lo + free] >= max(config.min_points, 1)]
-                    room = len(startable) if cap is None else max(cap - state.n, 0)
-                    new = startable[:room]
-                    det_unit[new] = state.spawn(det[new], f)
-                    rest = np.setdiff1d(free, new)
-                    rest = rest[n_present[lo + rest] >= 1]
-                    if len(rest) and cap is not None and state.n >= cap:
-                        _fill_free_tracks(state, det, det_unit, rest, f, scale)
-            if k % 256 == 255:
-                step_progress(256)
-        step_progress(len(frame_ids) % 256)
-    finally:
-        if owned and reader is not None:
-            reader.close()
-
-    if not stitching:
+        try:
+            params = FlowParams(window=config.flow_window, levels=config.flow_levels)
+            _flow_pass(online, reader, params, step_progress)
+        finally:
+            if owned:
+                reader.close()
+    else:
+        online.run(step_progress)
+    unit, match_score = online.unit, online.match_score
+    if not config.stitch:
         return unit, match_score
     n_id = config.max_tracks
     if n_id is None:
-        n_id = int(np.bincount(np.searchsorted(frame_ids, frames)).max()) if n else 0
-    edges = labels.skeleton.edge_array()
-    summary, unit_ids = summarise_tracklets(unit, frames, pts, edges)
+        n_id = int(online.counts.max()) if n else 0
+    summary, unit_ids = summarise_tracklets(unit, frames, pts, edges, centroid=centroid, lengths=lengths)
     if config.appearance_weight > 0 and len(unit_ids):
         reader, owned = _open_frames(labels, v, video)
         try:
@@ -432,25 +384,30 @@ def _track_video(
         motion_horizon=config.stitch_motion_horizon,
         insert_margin=config.stitch_insert_margin,
     )
-    lut = np.full(max(state.n, 1), -1, dtype=np.int64)
+    lut = np.full(max(online.state.n, 1), -1, dtype=np.int64)
     lut[unit_ids] = ident
     identity = np.where(unit >= 0, lut[np.maximum(unit, 0)], -1)
     return identity, match_score
 
 
-def _fill_free_tracks(
-    state: UnitState, det: np.ndarray, det_unit: np.ndarray, rest: np.ndarray, frame: int, scale: float
+def _flow_pass(
+    online: OnlinePass, reader: Any, params: FlowParams, step_progress: Callable[[int], None]
 ) -> None:
-    """Give leftover detections to tracks not used on this frame (all tracks exist already)."""
-    used = det_unit[det_unit >= 0]
-    free_units = np.setdiff1d(np.arange(state.n), used)
-    if len(free_units) == 0:
-        return
-    dt = (frame - state.frame[free_units]).astype(np.float64)
-    expected = centroids(state.points[free_units]) + state.velocity[free_units] * dt[:, None]
-    d2 = ((expected[:, None] - centroids(det[rest])[None]) ** 2).sum(axis=-1)
-    sim = 1.0 / (1.0 + np.nan_to_num(d2, nan=np.inf) / scale**2)
-    r, c = hungarian_match(sim, 0.0)
-    state.observe(free_units[r], det[rest[c]], frame)
-    state.active = np.union1d(state.active, free_units[r])
-    det_unit[rest[c]] = free_units[r]
+    """Frame-by-frame association with flow candidates: each frame shifts the units' flow poses."""
+    frame_ids = online.frame_ids
+    frames_iter = gray_frames(reader, frame_ids)
+    prev_gray = None
+    for k, f in enumerate(frame_ids.tolist()):
+        try:
+            _, gray = next(frames_iter)
+        except StopIteration:
+            raise FileFormatError(
+                getattr(reader, "path", "video"),
+                f"has {len(reader)} frames but the labels have instances on frame {f}",
+            ) from None
+        shift = None if prev_gray is None else partial(shift_points, prev_gray, gray, params=params)
+        online.step(k, shift)
+        prev_gray = gray
+        if k % 256 == 255:
+            step_progress(256)
+    step_progress(len(frame_ids) % 256)
