@@ -101,11 +101,13 @@ def test_every_decoder_is_primed_before_its_first_seek(tmp_path: Path) -> None:
         assert reader._index.x264_build is not None and reader._index.x264_build >= 151
         decoder = reader._decoder()
         assert not decoder.primed
-        reader.frame(2)  # from the start of the stream: nothing to prime
-        assert not decoder.primed
-        got = reader.frame(9)  # keyframe 8 is the first seek point past the start
+        got = reader.frame(9)  # the first read seeks to keyframe 8: the first packet goes first
         assert decoder.primed and np.array_equal(got, frames[9])
         assert decoder.threading == "AUTO"  # an intact stream keeps its frame threads
+    with open_video(path, cache_size=0, rgb=True) as reader:
+        decoder = reader._decoder()
+        reader.frame(2)  # a run from the start decodes the first packet itself
+        assert decoder.primed and np.array_equal(reader.frame(5), frames[5])
 
 
 # --------------------------------------------------------------------------- damaged keyframes

@@ -281,7 +281,6 @@ class _Decoder:
     def __init__(
         self, path: str, index: _FrameIndex, on_learn: Callable[[str, int], None] | None = None
     ) -> None:
-
         self.path = path
         self.index = index
         self.on_learn = on_learn
@@ -399,11 +398,13 @@ class _Decoder:
                     break
 
     def _seek(self, start: int, decode_all: bool = False) -> None:
-
         self.n_seeks += 1
         if self.index.exact_timestamps:
             if start > 0 and not self.primed:
                 self._prime()
+            # A run from the start decodes the first packet itself; once it has, the decoder
+            # is primed (and a later _prime would demux from the middle of the file).
+            self.primed = True
             self.container.seek(
                 int(self.index.pts[start]), stream=self.stream, backward=True, any_frame=False
             )
