@@ -45,7 +45,7 @@ from .candidates import CANDIDATES
 from .flow import FlowParams, gray_frames, shift_points
 from .matching import MATCHINGS
 from .online import OnlinePass
-from .similarity import SIMILARITIES, PoseSimilarity, centroids, squared_norm
+from .similarity import SIMILARITIES, PoseSimilarity, centroids
 from .stitching import add_appearance, limb_lengths, stitch_tracklets, summarise_tracklets
 
 ProgressCallback = Callable[[int, int], Any]
@@ -194,7 +194,10 @@ def instance_radius(points: np.ndarray, centroid: np.ndarray | None = None) -> f
     if len(points) == 0:
         return 1.0
     c = centroids(points) if centroid is None else centroid
-    d2 = squared_norm(points - c[:, None])
+    # x and y apart: the same bits as squared_norm(points - c[:, None]) without broadcasting
+    # over a length-2 axis (numpy would loop once per node)
+    dx, dy = points[..., 0] - c[:, None, 0], points[..., 1] - c[:, None, 1]
+    d2 = dx * dx + dy * dy
     present = ~np.isnan(d2)
     n = present.sum(axis=1)
     ok = n >= 2
