@@ -47,6 +47,7 @@ import h5py
 import numpy as np
 
 from napari_posetrack.core.errors import FileFormatError, MissingFileError, atomic_write
+from napari_posetrack.core.io.slp_carry import CARRY_KEY
 from napari_posetrack.core.labels import KIND_NAMES, NO_TRACK, PREDICTED, USER, Labels, Skeleton, Video
 
 __all__ = ["analysis_slots", "load_analysis_h5", "save_analysis_h5", "save_tidy_csv"]
@@ -209,7 +210,9 @@ def save_analysis_h5(
         f.create_dataset("labels_path", data=src)
         f.create_dataset("video_path", data=labels.videos[video].filename)
         f.create_dataset("video_ind", data=int(video))
-        f.create_dataset("provenance", data=json.dumps(dict(labels.provenance), default=str))
+        # the SLEAP parts carried for .slp saves are no provenance (and are not JSON)
+        provenance = {k: v for k, v in labels.provenance.items() if k != CARRY_KEY}
+        f.create_dataset("provenance", data=json.dumps(provenance, default=str))
         f.attrs["format"] = "analysis"
         f.attrs["preset"] = "matlab"
         f.attrs["skeleton_name"] = skeleton.name

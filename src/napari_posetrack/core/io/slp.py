@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,16 @@ import numpy as np
 
 from napari_posetrack.core.errors import FileFormatError, MissingFileError, PoseTrackError, atomic_write
 from napari_posetrack.core.io.skeleton_json import decode_skeleton_graph, encode_skeleton_graph
-from napari_posetrack.core.io.slp_embedded import encode_png, write_embedded_video
+from napari_posetrack.core.io.slp_carry import (
+    CARRY_KEY,
+    SlpCarried,
+    WrittenTables,
+    read_carried,
+    track_names_to_write,
+    video_crops,
+    write_carried,
+)
+from napari_posetrack.core.io.slp_embedded import encode_png, write_embedded_array, write_embedded_video
 from napari_posetrack.core.io.video_paths import resolve_video_paths
 from napari_posetrack.core.labels import (
     NO_LINK,
@@ -47,12 +57,15 @@ from napari_posetrack.core.labels import (
     Track,
     Video,
 )
-from napari_posetrack.core.video.embedded import EmbeddedFrameReader
+from napari_posetrack.core.video.embedded import RAW_FORMAT, EmbeddedFrameReader
 
 FORMAT_ID = 1.4
 """Format we write: the classic tables plus ``tracking_score``; embedded images carry ``channel_order``."""
 NEWEST_READABLE_FORMAT = 3.0
 """Format ids from here on change the tables (sleap-io's columnar layout); we refuse them."""
+NEWEST_KNOWN_FORMAT = 2.8
+"""The newest format we have checked (sleap-io 0.9.5 writes it); later 2.x formats only add parts,
+which are carried through a save unchanged."""
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ATTR_LIMIT = 60_000  # HDF5 attributes hold at most 64 KiB
 _CHUNK_POINTS = 1 << 21  # points per read/write block: bounds the temporary structured arrays
@@ -159,7 +172,12 @@ def _read_labels(f: h5py.File, path: str) -> Labels:
     md_attrs = f["metadata"].attrs
     format_id = float(md_attrs.get("format_id", 1.0))
     if format_id >= NEWEST_READABLE_FORMAT:
-        raise FileFormatError(path, f"SLEAP format {format_id:g} is newer than this reader supports (< 3)")
+        raise FileFormatError(
+            path,
+            f"SLEAP format {format_id:g} is not supported: the highest supported format is "
+            f"{NEWEST_KNOWN_FORMAT:g} (later 2.x files are read too); format 3 stores the tables in a new "
+            "layout. Save the file from SLEAP or sleap-io in format 2 (sleap-io 0.9.5 writes 2.8)",
+        )
     if "json" not in md_attrs:
         raise FileFormatError(path, "/metadata has no 'json' attribute (skeletons are missing)")
     try:
@@ -193,10 +211,35 @@ def _read_labels(f: h5py.File, path: str) -> Labels:
             raise FileFormatError(path, f"no /{name} table")
     frames = f["frames"][()]
     instances = f["instances"][()]
-    table, skeleton_order = _read_instances(
+    table, skeleton_order, file_rows, frame_video = _read_instances(
         f, path, frames, instances, skeletons, video_ids, len(tracks), format_id
     )
     ordered = [skeletons[i] for i in skeleton_order]
+    try:
+        carried = read_carried(
+            f,
+            path,
+            format_id=format_id,
+            frames=frames,
+            frame_video=frame_video,
+            file_rows=file_rows,
+            n_instances=len(instances),
+            tracks=[t.name for t in tracks],
+            nodes=list(ordered[0].nodes),
+            video_ids=video_ids,
+            metadata=metadata,
+        )
+    except (OSError, KeyError, ValueError) as exc:
+        raise FileFormatError(path, f"truncated or corrupt SLEAP labels file: {exc}") from exc
+    if carried is not None:
+        provenance[CARRY_KEY] = carried
+        for v, rect in video_crops(carried).items():
+            warnings.warn(
+                f"{path}: video {v} is shown cropped to x {rect[0]}..{rect[2]}, y {rect[1]}..{rect[3]} in "
+                "sleap-io; napari-posetrack shows the whole frame (the crop is kept in the file)",
+                UserWarning,
+                stacklevel=3,
+            )
     return Labels(ordered[0], videos, tracks, suggestions, provenance, table, ordered[1:])
 
 
@@ -314,8 +357,13 @@ def _read_instances(
     video_ids: dict[int, int],
     n_tracks: int,
     format_id: float,
-) -> tuple[InstanceTable, list[int]]:
-    """Build the instance columns from the frames/instances/points tables; returns (table, skeleton order)."""
+) -> tuple[InstanceTable, list[int], np.ndarray, np.ndarray]:
+    """Build the instance columns from the frames/instances/points tables.
+
+    Returns ``(table, skeleton order, file rows, frame videos)``: ``file rows[k]`` is the
+    ``/instances`` row of the store's instance ``k``, ``frame videos[j]`` the video index of
+    ``/frames`` row ``j``.
+    """
     n_inst = len(inst)
     starts = frames["instance_id_start"].astype(np.int64)
     ends = frames["instance_id_end"].astype(np.int64)
@@ -410,7 +458,7 @@ def _read_instances(
             _read_points(
                 f[name], path, rows, ours, perm, skeletons[s].n_nodes, table, shift, kind == PREDICTED
             )
-    return table, skeleton_order
+    return table, skeleton_order, pos, frame_video
 
 
 def _read_points(
@@ -502,7 +550,12 @@ def save_slp(
     """
     path = os.fspath(path)
     to_embed = _frames_to_embed(labels, embed)
-    metadata_json, provenance_json = _metadata_json(labels)
+    carried = labels.provenance.get(CARRY_KEY)
+    if not isinstance(carried, SlpCarried):
+        carried = None
+    metadata_json, provenance_json = _metadata_json(labels, carried)
+    track_names = track_names_to_write(carried, [t.name for t in labels.tracks])
+    spawned = [int(t.spawned_on) for t in labels.tracks] + [0] * (len(track_names) - len(labels.tracks))
     with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
         embedded_groups = _write_embedded(f, labels, to_embed)
         videos_json = [
@@ -510,11 +563,7 @@ def save_slp(
             for i, v in enumerate(labels.videos)
         ]
         _string_rows(f, "videos_json", videos_json)
-        _string_rows(
-            f,
-            "tracks_json",
-            [_dumps([int(t.spawned_on), str(t.name)]) for t in labels.tracks],
-        )
+        _string_rows(f, "tracks_json", [_dumps([s, str(name)]) for s, name in zip(spawned, track_names)])
         _string_rows(
             f,
             "suggestions_json",
@@ -529,11 +578,32 @@ def save_slp(
                 for s in labels.suggestions
             ],
         )
-        _write_tables(f, labels)
+        empty = carried.empty_frames if carried is not None else np.zeros((0, 2), np.int64)
+        negative = carried.negative_frames if carried is not None else np.zeros((0, 2), np.int64)
+        written = _write_tables(f, labels, np.concatenate([empty, negative]))
+        _write_negative_frames(f, written, negative)
         f.create_dataset("provenance_json", data=np.bytes_(provenance_json))
         grp = f.require_group("metadata")
-        grp.attrs["format_id"] = FORMAT_ID
+        grp.attrs["format_id"] = max(FORMAT_ID, carried.format_id) if carried is not None else FORMAT_ID
         grp.attrs["json"] = np.bytes_(metadata_json)
+        if carried is not None:
+            write_carried(
+                f, carried, written, labels.instances.instance_id, track_names, list(labels.skeleton.nodes)
+            )
+
+
+def _write_negative_frames(f: h5py.File, written: WrittenTables, negative: np.ndarray) -> None:
+    """``/negative_frames``: (video, frame) of written frames marked as holding no animal."""
+    if len(negative) == 0:
+        return
+    keys = {(int(v), int(fr)) for v, fr in zip(written.frame_video.tolist(), written.frame_idx.tolist())}
+    marks = [p for p in negative.tolist() if tuple(p) in keys]
+    if not marks:
+        return
+    data = np.empty(len(marks), dtype=[("video_id", "<u4"), ("frame_idx", "<u8")])
+    data["video_id"] = [m[0] for m in marks]
+    data["frame_idx"] = [m[1] for m in marks]
+    f.create_dataset("negative_frames", data=data)
 
 
 def _dumps(obj: Any) -> str:
@@ -562,12 +632,12 @@ def _json_safe(value: Any, where: str) -> Any:
     raise ValueError(f"cannot save {where}: a {type(value).__name__} is not JSON-serialisable")
 
 
-def _metadata_json(labels: Labels) -> tuple[str, str]:
+def _metadata_json(labels: Labels, carried: SlpCarried | None = None) -> tuple[str, str]:
     node_names: list[str] = []
     for sk in labels.skeletons:
         node_names.extend(n for n in sk.nodes if n not in node_names)
     node_index = {n: i for i, n in enumerate(node_names)}
-    provenance = _json_safe(labels.provenance, "provenance")
+    provenance = _json_safe({k: v for k, v in labels.provenance.items() if k != CARRY_KEY}, "provenance")
     provenance_json = json.dumps(provenance)
     md = {
         "version": "2.0.0",
@@ -579,6 +649,8 @@ def _metadata_json(labels: Labels) -> tuple[str, str]:
         "negative_anchors": {},
         "provenance": provenance,
     }
+    if carried is not None:
+        md.update(carried.metadata_json)  # keys of the source file we do not produce, as they were
     text = json.dumps(md)
     if len(text.encode()) > _ATTR_LIMIT:
         md["provenance"] = {}  # it stays complete in /provenance_json
@@ -648,7 +720,9 @@ def _write_order(labels: Labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, row_rank[rows], first[by_first]
 
 
-def _write_tables(f: h5py.File, labels: Labels) -> None:
+def _write_tables(f: h5py.File, labels: Labels, empty_frames: np.ndarray) -> WrittenTables:
+    """Write /frames, /instances, /points and /pred_points; ``empty_frames`` are ``(video, frame)``
+    pairs written as frames without instances where no instance sits. Returns where rows went."""
     t = labels.instances
     n = len(t)
     n_nodes = labels.n_nodes
@@ -656,10 +730,22 @@ def _write_tables(f: h5py.File, labels: Labels) -> None:
     n_frames = len(frame_rows)
     counts = np.bincount(frame_of_row, minlength=n_frames) if n else np.zeros(0, np.int64)
     frame_end = np.cumsum(counts)
-    frames = np.empty(n_frames, dtype=FRAME_DTYPE)
-    frames["frame_id"] = np.arange(n_frames)
-    frames["video"] = t.video[frame_rows]
-    frames["frame_idx"] = t.frame[frame_rows]
+    keys = np.stack([t.video[frame_rows].astype(np.int64), t.frame[frame_rows]], axis=1)
+    if len(empty_frames):
+        # frames kept without instances (negative frames, frames of other annotations) go last
+        empty = np.unique(empty_frames, axis=0)
+        empty = empty[(empty[:, 0] >= 0) & (empty[:, 0] < len(labels.videos))]
+        taken = {(int(v), int(fr)) for v, fr in keys.tolist()}
+        empty = np.asarray([p for p in empty.tolist() if tuple(p) not in taken], dtype=np.int64).reshape(
+            -1, 2
+        )
+        keys = np.concatenate([keys, empty])
+        counts = np.concatenate([counts, np.zeros(len(empty), np.int64)])
+        frame_end = np.concatenate([frame_end, np.full(len(empty), n, np.int64)])
+    frames = np.empty(len(keys), dtype=FRAME_DTYPE)
+    frames["frame_id"] = np.arange(len(keys))
+    frames["video"] = keys[:, 0]
+    frames["frame_idx"] = keys[:, 1]
     frames["instance_id_start"] = frame_end - counts
     frames["instance_id_end"] = frame_end
 
@@ -692,6 +778,12 @@ def _write_tables(f: h5py.File, labels: Labels) -> None:
     f.create_dataset("instances", data=instances)
     _write_points(f, "points", POINT_DTYPE, t, rows[is_user], n_nodes, predicted=False)
     _write_points(f, "pred_points", PRED_POINT_DTYPE, t, rows[~is_user], n_nodes, predicted=True)
+    return WrittenTables(
+        instance_row=position,
+        frame_video=keys[:, 0],
+        frame_idx=keys[:, 1],
+        frame_first=frames["instance_id_start"].astype(np.int64),
+    )
 
 
 def _write_points(
@@ -764,9 +856,26 @@ def _write_embedded(f: h5py.File, labels: Labels, to_embed: dict[int, np.ndarray
         if video.backend == "embedded":
             with EmbeddedFrameReader(video) as reader:
                 numbers = reader.frame_numbers
-                images = [reader.raw(k) for k in numbers.tolist()]
                 h, w, c = reader.shape
                 source = video.backend_metadata.get(_SOURCE_VIDEO) or reader.source_video_json()
+                if reader.image_format == RAW_FORMAT:
+                    # pixels were stored: write them back as pixels (channels last)
+                    pixels = (
+                        np.stack([reader.frame(k) for k in numbers.tolist()])
+                        if len(numbers)
+                        else (np.zeros((0, h, w, c), np.uint8))
+                    )
+                    written[i] = write_embedded_array(
+                        f,
+                        group,
+                        numbers,
+                        pixels,
+                        n_frames=reader.n_frames,
+                        fps=reader.fps,
+                        source_video_json=source,
+                    )
+                    continue
+                images = [reader.raw(k) for k in numbers.tolist()]
                 written[i] = write_embedded_video(
                     f,
                     group,

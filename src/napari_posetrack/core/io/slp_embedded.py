@@ -17,7 +17,13 @@ import numpy as np
 
 from napari_posetrack.core.video.embedded import DEFAULT_DATASET, EmbeddedFrameReader
 
-__all__ = ["DEFAULT_DATASET", "EmbeddedFrameReader", "encode_png", "write_embedded_video"]
+__all__ = [
+    "DEFAULT_DATASET",
+    "EmbeddedFrameReader",
+    "encode_png",
+    "write_embedded_array",
+    "write_embedded_video",
+]
 
 _ATTR_LIMIT = 60_000
 
@@ -71,6 +77,47 @@ def write_embedded_video(
     ds.attrs["channels"] = int(channels)
     if fps is not None:
         ds.attrs["fps"] = float(fps)
+    _write_frame_numbers_and_source(f, group, frame_numbers, source_video_json)
+    return name
+
+
+def write_embedded_array(
+    f: h5py.File,
+    group: str,
+    frame_numbers: Sequence[int] | np.ndarray,
+    frames: np.ndarray,
+    *,
+    n_frames: int | None = None,
+    fps: float | None = None,
+    source_video_json: dict[str, Any] | None = None,
+) -> str:
+    """Write frames as a raw ``(N, H, W, C)`` uint8 array into ``f[group]``; returns the dataset name.
+
+    This is how packages that stored pixels rather than encoded images are written back: no
+    ``format`` attribute, so SLEAP and sleap-io read the rows as pixels (channels last). One chunk
+    per frame, gzip-compressed, so a reader decompresses only the frames it shows.
+    """
+    frames = np.asarray(frames, dtype=np.uint8)
+    if frames.ndim != 4 or len(frames) != len(frame_numbers):
+        raise ValueError(f"expected ({len(frame_numbers)}, H, W, C) frames, got shape {frames.shape}")
+    name = f"{group}/video"
+    chunks = (1, *frames.shape[1:]) if len(frames) else None
+    ds = f.create_dataset(name, data=frames, chunks=chunks, compression="gzip" if chunks else None)
+    _, h, w, c = frames.shape
+    ds.attrs["frames"] = int(n_frames if n_frames is not None else (max(frame_numbers, default=-1) + 1))
+    ds.attrs["height"], ds.attrs["width"], ds.attrs["channels"] = int(h), int(w), int(c)
+    if fps is not None:
+        ds.attrs["fps"] = float(fps)
+    _write_frame_numbers_and_source(f, group, frame_numbers, source_video_json)
+    return name
+
+
+def _write_frame_numbers_and_source(
+    f: h5py.File,
+    group: str,
+    frame_numbers: Sequence[int] | np.ndarray,
+    source_video_json: dict[str, Any] | None,
+) -> None:
     f.create_dataset(f"{group}/frame_numbers", data=np.asarray(frame_numbers, dtype=np.int64))
     src = f.require_group(f"{group}/source_video")
     if source_video_json is not None:
@@ -79,4 +126,3 @@ def write_embedded_video(
             src.attrs["json"] = blob
         else:  # HDF5 attributes hold at most 64 KiB; sleap-io reads a "json" dataset as well
             src.create_dataset("json", data=np.bytes_(blob))
-    return name

@@ -1,7 +1,10 @@
 """Frames embedded in SLEAP package files (``.pkg.slp``), read as a video.
 
 A package stores, per video ``i``, a group ``video{i}`` holding ``video`` (one encoded image per
-row: PNG/JPEG bytes as int8, variable-length or zero-padded fixed-length rows),
+row: PNG/JPEG bytes as int8, variable-length or zero-padded fixed-length rows; or the pixels
+themselves, a ``(frames, height, width[, channels])`` array without a ``format`` attribute, which
+sleap-io reads as raw ``"hdf5"`` frames, ``(frames, channels, width, height)`` when the video's
+``input_format`` is ``channels_first``),
 ``frame_numbers`` (the source-video frame index of each row) and ``source_video`` (the JSON of
 the video the frames came from, in the ``json`` attribute). The ``video`` dataset's attributes
 give ``format``, ``height``, ``width``, ``channels`` and, in newer files, ``channel_order``
@@ -25,6 +28,8 @@ from ..labels import Video
 from .base import VideoReader
 
 DEFAULT_DATASET = "video0/video"
+RAW_FORMAT = "hdf5"
+"""``image_format`` of frames stored as pixel arrays (sleap-io's name for them)."""
 
 
 def _attr_str(value: Any) -> str:
@@ -88,10 +93,12 @@ class EmbeddedFrameReader(VideoReader):
             dataset = dataset or video.backend_metadata.get("dataset") or DEFAULT_DATASET
             fps = video.fps
             n_frames_hint = video.n_frames
+            channels_first = video.backend_metadata.get("input_format") == "channels_first"
         else:
             path = os.fspath(video)
             fps = None
             n_frames_hint = None
+            channels_first = False
         dataset = dataset or DEFAULT_DATASET
         if dataset.endswith("/") or "/" not in dataset:
             dataset = dataset.rstrip("/") + "/video"
@@ -105,8 +112,23 @@ class EmbeddedFrameReader(VideoReader):
         self._open()
         try:
             attrs = self._ds.attrs
-            self.image_format = _attr_str(attrs.get("format", "png"))
-            if self.image_format not in ("png", "jpg", "jpeg"):
+            # rows of pixels (rank 3 or 4, fixed-size numbers) need no format; encoded rows default to PNG
+            is_array = self._ds.ndim in (3, 4) and self._ds.dtype.kind in "uifb"
+            self.image_format = _attr_str(attrs.get("format", RAW_FORMAT if is_array else "png")).lower()
+            self.channels_first = channels_first
+            if self.image_format == RAW_FORMAT:
+                if not is_array:
+                    raise FileFormatError(
+                        self.path,
+                        f"{dataset}: raw frames need a (frames, height, width[, channels]) array of numbers, "
+                        f"found shape {self._ds.shape} of {self._ds.dtype}",
+                    )
+                if self._ds.dtype not in (np.uint8, np.uint16, np.bool_):
+                    raise FileFormatError(
+                        self.path,
+                        f"{dataset}: raw frames of {self._ds.dtype} are not supported (uint8 or uint16)",
+                    )
+            elif self.image_format not in ("png", "jpg", "jpeg"):
                 raise FileFormatError(
                     self.path, f"{dataset}: unsupported embedded image format {self.image_format!r}"
                 )
@@ -126,6 +148,10 @@ class EmbeddedFrameReader(VideoReader):
                 )
             self._row_of = {int(f): r for r, f in enumerate(self.frame_numbers)}
             height, width, channels = attrs.get("height"), attrs.get("width"), attrs.get("channels")
+            if self.image_format == RAW_FORMAT and (height is None or width is None or channels is None):
+                height, width, channels = self._raw_to_frame(
+                    np.zeros(self._ds.shape[1:], self._ds.dtype)
+                ).shape
             if height is None or width is None or channels is None:
                 if len(self.frame_numbers) == 0:
                     raise FileFormatError(self.path, f"{dataset}: no images and no stored frame size")
@@ -169,11 +195,25 @@ class EmbeddedFrameReader(VideoReader):
         self._open()
 
     # ----------------------------------------------------------------- reading
+    def _raw_to_frame(self, pixels: np.ndarray) -> np.ndarray:
+        """One stored pixel array as ``(H, W, C)`` uint8, channels as stored (sleap-io's reading)."""
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        elif self.channels_first:
+            pixels = np.transpose(pixels, (2, 1, 0))  # stored (C, W, H)
+        if pixels.dtype == np.uint16:
+            pixels = (pixels // 257).astype(np.uint8)
+        elif pixels.dtype == np.bool_:
+            pixels = pixels.astype(np.uint8) * 255
+        return np.ascontiguousarray(pixels[:, :, :3], dtype=np.uint8)
+
     def _decode_row(self, row: int) -> np.ndarray:
         with self._lock:
             if self._file is None:
                 self._open()  # closed readers reopen, as the other backends do
             buf = self._ds[row]
+        if self.image_format == RAW_FORMAT:
+            return self._raw_to_frame(np.asarray(buf))
         try:
             return decode_image(np.asarray(buf), self.channel_order)
         except ValueError as exc:
@@ -190,7 +230,12 @@ class EmbeddedFrameReader(VideoReader):
         return int(i) in self._row_of
 
     def raw(self, i: int) -> np.ndarray:
-        """The stored encoded bytes (int8) of source frame ``i`` (for copying without re-encoding)."""
+        """The stored encoded bytes (int8) of source frame ``i`` (for copying without re-encoding).
+
+        Raw pixel frames (``image_format == "hdf5"``) have no bytes to copy: use :meth:`frame`.
+        """
+        if self.image_format == RAW_FORMAT:
+            raise ValueError(f"{self.path}: {self.dataset} stores pixels, not encoded images")
         row = self._row_of[int(i)]
         with self._lock:
             if self._file is None:
