@@ -366,3 +366,19 @@ def test_later_2x_formats_are_read_and_their_additions_kept(flies, tmp_path):
     with h5py.File(out, "r") as f:
         assert f["new_in_2_9"][()].tolist() == [0, 1, 2]
         assert float(f["metadata"].attrs["format_id"]) == pytest.approx(2.9)
+
+
+def test_video_crops_are_kept_and_reported(flies, tmp_path):
+    """sleap-io's virtual crops: we show whole frames (and say so) but write the crop back."""
+    src = tmp_path / "cropped.slp"
+    shutil.copy(flies / "minimal_instance.slp", src)
+    with h5py.File(src, "r+") as f:
+        f.create_dataset(
+            "video_crops", data=np.bytes_(json.dumps([{"video": 0, "crop": [10, 20, 110, 220], "fill": 0}]))
+        )
+        f["metadata"].attrs["format_id"] = 2.3
+    with pytest.warns(UserWarning, match=r"video 0 is shown cropped to x 10\.\.110, y 20\.\.220"):
+        lab = load_slp(src, search_paths=[flies])
+    out = tmp_path / "out.slp"
+    save_slp(lab, out)
+    assert sio_load(out).videos[0].backend_metadata["crop"] == [10, 20, 110, 220]
