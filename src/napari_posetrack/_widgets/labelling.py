@@ -6,12 +6,13 @@ session (undoable edits) or :mod:`napari_posetrack.core.labelling`.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QDialog,
@@ -21,6 +22,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QMenu,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -34,6 +36,8 @@ from napari_posetrack.core.errors import PoseTrackError
 if TYPE_CHECKING:
     import napari
 
+    from napari_posetrack.core.video.check import VideoCheck
+
 LABELS_FILTER = "Labels (*.slp *.h5 *.csv *.yaml *.yml);;All files (*)"
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv);;All files (*)"
 # key auto-repeat arrives about every 30 ms; a longer gap means the key was released
@@ -43,6 +47,51 @@ REPEAT_GAP_S = 0.25
 def _key_of(action: str) -> str:
     key = next((s.key for s in SHORTCUTS if s.action == action), "")
     return key.replace("-", "+")
+
+
+def _frames_in_words(frames: list[int], limit: int = 6) -> str:
+    """``3 frames (4, 9-10)``: runs of consecutive frames, the first few of them."""
+    runs: list[list[int]] = []
+    for f in sorted(frames):
+        if runs and f == runs[-1][1] + 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs[:limit])
+    more = f" and {len(runs) - limit} more ranges" if len(runs) > limit else ""
+    return f"{len(frames)} frame{'s' if len(frames) != 1 else ''} ({shown}{more})"
+
+
+def check_in_words(check: VideoCheck) -> str:
+    """A video check as a few plain sentences for the widget (``posetrack info --check`` has details)."""
+    if check.ok:
+        return (
+            f"No problems found: all {check.decoded_frames} frames decode cleanly, random access is exact "
+            f"at {len(check.seek_points_checked)} sampled keyframes and the timestamps are regular."
+        )
+    lines = []
+    if check.corrupt_frames:
+        lines.append(f"Damaged, shown with errors hidden by the decoder: {_frames_in_words(check.corrupt_frames)}.")
+    for e in check.decode_errors:
+        where = "frames the decoder could not place" if e.first < 0 else _frames_in_words(
+            list(range(e.first, e.last + 1))
+        )
+        lines.append(f"Cannot be decoded: {where} ({e.message}).")
+    if check.missing_frames:
+        lines.append(f"Never delivered by the decoder: {_frames_in_words(check.missing_frames)}.")
+    for m in check.seek_mismatches:
+        lines.append(
+            f"Jumping to keyframe {m.keyframe} gives different pictures for {_frames_in_words(m.frames)}: "
+            "frames there are read from an earlier keyframe (exact, slower)."
+        )
+    lines.extend(f"Timestamps: {p}." for p in check.timestamp_problems)
+    return "\n".join(lines)
+
+
+class _CheckSignals(QObject):
+    """Progress from the check's worker thread, delivered on the GUI thread (queued signal)."""
+
+    progressed = Signal(int, int)
 
 
 class LabellingWidget(QWidget):
@@ -121,6 +170,31 @@ class LabellingWidget(QWidget):
         grid.addWidget(self._button("▶", "next_video", "Next video", self.next_video, "next_video"), 0, 2)
         grid.addWidget(self._button("Add video…", "add_video", "Add a video file to the project",
                                     self._on_add_video_clicked), 1, 0, 1, 3)
+        self.check_button = self._button("Check video", "check_video", "Decode the whole video once and "
+                                         "report damaged frames, seek problems and timestamp trouble",
+                                         self.check_video)
+        self.cancel_check_button = self._button("Cancel", "cancel_check", "Stop the video check",
+                                                self.cancel_check)
+        self.cancel_check_button.setVisible(False)
+        self.check_progress = QProgressBar()
+        self.check_progress.setObjectName("check_progress")
+        self.check_progress.setVisible(False)
+        self.check_result = QLabel("")
+        self.check_result.setObjectName("check_result")
+        self.check_result.setWordWrap(True)
+        self.damage_button = self._button("Go to first damaged frame", "go_to_damage",
+                                          "Show the first frame the check found damaged", self.go_to_damage)
+        self.damage_button.setVisible(False)
+        grid.addWidget(self.check_button, 2, 0, 1, 2)
+        grid.addWidget(self.cancel_check_button, 2, 2)
+        grid.addWidget(self.check_progress, 3, 0, 1, 3)
+        grid.addWidget(self.check_result, 4, 0, 1, 3)
+        grid.addWidget(self.damage_button, 5, 0, 1, 3)
+        self._check_signals = _CheckSignals()
+        self._check_signals.progressed.connect(self._on_check_progress)
+        self._check_cancel = threading.Event()
+        self._check_worker: Any = None
+        self._damaged: list[int] = []
         grid.setColumnStretch(1, 1)
         return box
 
@@ -180,10 +254,22 @@ class LabellingWidget(QWidget):
         labels = self.project.labels
         if labels is None or not labels.videos:
             self.video_label.setText("no video")
+            self._show_check(None)
             return
         video = labels.videos[index]
         self.video_label.setText(f"{video.name}  ({index + 1} of {len(labels.videos)})")
         self.video_label.setToolTip(str(video.path))
+        if self._check_worker is None:
+            self._show_check(self._cached_check(video))
+
+    @staticmethod
+    def _cached_check(video: Any) -> VideoCheck | None:
+        """The last check of this video file, if it has not changed since (no decoding)."""
+        from napari_posetrack.core.video.check import cached_check
+
+        if video.backend != "pyav" or not Path(video.filename).is_file():
+            return None
+        return cached_check(video.filename)
 
     def _update_state(self) -> None:
         session = self.project.session
@@ -304,6 +390,84 @@ class LabellingWidget(QWidget):
             return None
         self.project.show_video(index)
         return index
+
+    # ------------------------------------------------------------------ video check
+    def check_video(self) -> Any:
+        """Check the shown video on a worker thread (progress bar, Cancel); returns the worker."""
+        from napari.qt.threading import create_worker
+
+        from napari_posetrack.core.video.check import VideoCheckCancelled, check_video
+
+        video = self.project.video
+        if video is None:
+            self.status.setText("Open a project with a video first.")
+            return None
+        if video.backend != "pyav":
+            self.status.setText("Only video files can be checked (image folders and embedded frames have "
+                                "no stream to decode).")
+            return None
+        if self._check_worker is not None:
+            return self._check_worker
+        path = video.filename
+        self._check_cancel.clear()
+        signals, cancel = self._check_signals, self._check_cancel
+
+        def run() -> tuple[VideoCheck | None, str | None]:
+            # errors are answers: hand them back as text so the GUI thread can show them
+            try:
+                return check_video(path, progress=signals.progressed.emit, cancel=cancel.is_set), None
+            except VideoCheckCancelled:
+                return None, "Check cancelled."
+            except (PoseTrackError, OSError, ValueError) as err:
+                return None, f"Could not check {path}: {err}"
+
+        self._show_check(None)
+        self.check_result.setText(f"Checking {Path(path).name}…")
+        self.check_progress.setRange(0, 0)  # busy until the first progress report
+        self.check_progress.setVisible(True)
+        self.cancel_check_button.setVisible(True)
+        self.check_button.setEnabled(False)
+        worker = create_worker(run)
+        worker.returned.connect(self._on_check_done)
+        worker.finished.connect(self._on_check_finished)
+        self._check_worker = worker
+        worker.start()
+        return worker
+
+    def cancel_check(self) -> None:
+        """Stop a running video check (it stops within a few frames)."""
+        self._check_cancel.set()
+        self.check_result.setText("Cancelling…")
+
+    def _on_check_progress(self, done: int, total: int) -> None:
+        self.check_progress.setRange(0, max(total, 1))
+        self.check_progress.setValue(done)
+
+    def _on_check_done(self, result: tuple[VideoCheck | None, str | None]) -> None:
+        check, error = result
+        if check is None:
+            self._show_check(None)
+            self.check_result.setText(error or "")
+            return
+        self._show_check(check)
+
+    def _on_check_finished(self) -> None:
+        self._check_worker = None
+        self.check_progress.setVisible(False)
+        self.cancel_check_button.setVisible(False)
+        self.check_button.setEnabled(True)
+
+    def _show_check(self, check: VideoCheck | None) -> None:
+        self._damaged = [] if check is None else [int(f) for f in check.damaged_frames]
+        self.check_result.setText("" if check is None else check_in_words(check))
+        self.damage_button.setVisible(bool(self._damaged))
+        if self._damaged:
+            self.damage_button.setText(f"Go to first damaged frame ({self._damaged[0]})")
+
+    def go_to_damage(self) -> None:
+        """Show the first frame the last check found damaged."""
+        if self._damaged:
+            self.project.go_to(self._damaged[0])
 
     # ------------------------------------------------------------------ history
     def undo(self) -> None:
