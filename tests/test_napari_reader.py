@@ -229,3 +229,24 @@ def test_failed_save_leaves_the_old_file(flies, tmp_path):
     with pytest.raises(ValueError, match="Points layer"):
         write_slp(str(target), [(np.zeros((2, 5, 5)), {}, "image")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.slp"]
+
+
+@pytest.mark.gui
+def test_opening_files_changes_no_napari_setting_and_hover_shows_point_features(make_napari_viewer, flies):
+    """napari's settings persist across sessions: the plugin must leave them as the user set them."""
+    from napari.settings import get_settings
+
+    appearance = get_settings().appearance
+    before = appearance.layer_tooltip_visibility
+    appearance.layer_tooltip_visibility = False
+    try:
+        viewer = make_napari_viewer()
+        viewer.open(str(flies / "clip.slp"), plugin="napari-posetrack")
+        assert appearance.layer_tooltip_visibility is False
+        poses = next(layer for layer in viewer.layers if layer.name.startswith("poses"))
+        point = poses.data[0]
+        status = poses.get_status(tuple(point), world=True)
+        # the status bar names the body part and the animal under the cursor instead
+        assert "node: " in status["value"] and "instance: " in status["value"]
+    finally:
+        appearance.layer_tooltip_visibility = before

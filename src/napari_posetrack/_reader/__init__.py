@@ -120,16 +120,6 @@ def _notify_warning(message: str) -> None:
     show_warning(message)
 
 
-def _turn_on_layer_tooltips() -> None:
-    """Point features (instance, node, track, score) show on hover only with napari's layer tooltips."""
-    try:
-        from napari.settings import get_settings
-
-        get_settings().appearance.layer_tooltip_visibility = True
-    except Exception as err:  # noqa: BLE001 - a missing setting must not stop the file from opening
-        warnings.warn(f"could not turn on napari layer tooltips: {err}", UserWarning, stacklevel=2)
-
-
 def read_labels(path: str | Sequence[str]) -> list[LayerDataTuple]:
     """Layers of a labels file: per video the video (when found), tracks, skeleton and poses."""
     from napari_posetrack.core.io import load_labels
@@ -138,7 +128,6 @@ def read_labels(path: str | Sequence[str]) -> list[LayerDataTuple]:
     p = _single_path(path)
     labels = load_labels(p)
     if not labels.videos:  # a file with a skeleton and nothing else: ready for labelling
-        _turn_on_layer_tooltips()
         return [empty_points_for_skeleton(labels.skeleton)]
     layers, problems = labels_to_layers(labels)
     for _, kwargs, kind in layers:
@@ -146,7 +135,6 @@ def read_labels(path: str | Sequence[str]) -> list[LayerDataTuple]:
             kwargs["metadata"][METADATA_KEY]["source"] = os.path.abspath(p)
     for message in problems:
         _notify_warning(f"{p}: {message}; showing the poses without it")
-    _turn_on_layer_tooltips()
     return layers
 
 
@@ -175,5 +163,4 @@ def read_skeleton(path: str | Sequence[str]) -> list[LayerDataTuple]:
 
     p = _single_path(path)
     layers = [empty_points_for_skeleton(sk) for sk in load_skeletons_json(p)]
-    _turn_on_layer_tooltips()
     return layers
