@@ -85,7 +85,7 @@ def test_kill_during_save_leaves_the_old_file_or_the_new_one(save_case, moment, 
     target = tmp_path / "labels.slp"
     target.write_bytes(save_case["old"].read_bytes())
     old = digest(target)
-    delay = moments("save", 1.2 * save_case["save_s"])[moment]
+    delay = moments("save", save_case["save_s"])[moment]
     cmd = posetrack("convert", save_case["source"], target)
     k = run_and_kill(cmd, save_case["env"], lambda: bool(stray_temporaries(tmp_path, target.name)), delay)
     strays = stray_temporaries(tmp_path, target.name)
@@ -241,7 +241,7 @@ def test_kill_during_train_then_resume_continues_from_the_last_checkpoint(
     import torch
 
     runs = tmp_path / "runs"
-    delay = moments("train", (TRAIN_EPOCHS - 1) * train_case["epoch_s"], 2)[moment]
+    delay = moments("train", (TRAIN_EPOCHS - 2) * train_case["epoch_s"], 2)[moment]
     k = run_and_kill(
         train_cmd(train_case["labels"], runs), train_case["env"], lambda: an_epoch_ended(runs), delay
     )
