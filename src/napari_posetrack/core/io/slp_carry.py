@@ -52,9 +52,12 @@ OWN_MEMBERS = frozenset(
         "pred_points",
         "provenance_json",
         "negative_frames",
+        "posetrack_rejected",
     }
 )
 """Top-level members the SLEAP reader and writer handle themselves (plus ``video{N}`` groups)."""
+REJECTED_MEMBER = "posetrack_rejected"
+"""Our own member: the ``rejected`` code of each ``/instances`` row (uint8; written only when one is set)."""
 
 KNOWN_METADATA_KEYS = frozenset(
     {"version", "skeletons", "nodes", "videos", "tracks", "suggestions", "negative_anchors", "provenance"}
@@ -197,7 +200,10 @@ def read_carried(
     members = tuple(
         name
         for name in f
-        if name not in OWN_MEMBERS and not (name.startswith("video") and name[5:].isdigit())
+        if name not in OWN_MEMBERS
+        and not (name.startswith("video") and name[5:].isdigit())
+        # sleap-io writes an empty session list into every file: nothing to carry
+        and not (name == "sessions_json" and isinstance(f[name], h5py.Dataset) and f[name].size == 0)
     )
     lengths = frames["instance_id_end"].astype(np.int64) - frames["instance_id_start"].astype(np.int64)
     empty = np.stack([frame_video, frames["frame_idx"].astype(np.int64)], axis=1)[lengths == 0]
