@@ -298,7 +298,8 @@ def track_names_to_write(carried: SlpCarried | None, names: list[str]) -> list[s
 
 def _tracks_used(carried: SlpCarried) -> set[int]:
     used: set[int] = set()
-    assert carried.image is not None
+    if carried.image is None:
+        return used
     with h5py.File(io.BytesIO(carried.image), "r") as mem:
         for member, name in _TRACK_REFS:
             values = _read_ref(mem, member, name)
