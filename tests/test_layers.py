@@ -21,13 +21,18 @@ from napari_posetrack.layers import (
     POINT_FEATURES,
     PREDICTED_SYMBOL,
     USER_SYMBOL,
+    blank_video_layer,
     empty_points_for_skeleton,
+    frame_window,
     labels_to_layers,
     labels_to_points,
+    labels_to_tracks,
     layers_to_labels,
     points_layers_to_labels,
+    points_per_frame,
     skeleton_vectors,
     track_paths,
+    unmatched_rows,
 )
 
 
@@ -417,3 +422,130 @@ def test_real_user_and_predictions_in_two_videos_with_occlusion(flies):
         "tracks: centered_pair_low_quality.mp4",
         "tracks",
     ) in kinds
+
+
+# --------------------------------------------------------------------------- a window of a long video
+
+
+def test_a_window_holds_its_frames_and_rebuilds_the_whole_video():
+    lab = make_store()
+    data, features, metadata = labels_to_points(lab, 0, window=(1, 3))
+    assert set(data[:, 0].tolist()) == {1.0, 2.0}
+    expected, expected_features, _ = labels_to_points(lab, 0, np.array([1, 2]))
+    np.testing.assert_array_equal(data, expected)
+    for name in POINT_FEATURES:
+        np.testing.assert_array_equal(features[name], expected_features[name])
+    # the metadata keeps the instances of the other frames: the whole video comes back exactly
+    assert_store_identical(lab.subset(lab.rows(video=0)), layers_to_labels(data, features, metadata))
+    # edits in the window apply; the frames outside it stay as they were
+    moved = data.copy()
+    moved[0, 1:] += [1.0, -2.0]
+    back = layers_to_labels(moved, features, metadata)
+    instance = int(features["instance"][0])
+    row, back_row = lab.row_of_id(np.array([instance]))[0], back.row_of_id(np.array([instance]))[0]
+    node = lab.skeleton.node_index(str(features["node"][0]))
+    np.testing.assert_allclose(back.instances.points[back_row, node], lab.instances.points[row, node] + [-2.0, 1.0])
+    others = lab.rows(video=0)[~np.isin(lab.instances.frame[lab.rows(video=0)], [1, 2])]
+    for r in others:
+        b = back.row_of_id(lab.instances.instance_id[[r]])[0]
+        np.testing.assert_array_equal(back.instances.points[b], lab.instances.points[r])
+    # an empty window is a layer with no rows that still rebuilds the video
+    empty = labels_to_points(lab, 0, window=(10, 20))
+    assert len(empty[0]) == 0
+    assert_store_identical(lab.subset(lab.rows(video=0)), layers_to_labels(*empty))
+
+
+def test_a_window_of_a_real_file_round_trips(flies):
+    lab = _load(flies / "centered_pair_predictions.slp")
+    counts = points_per_frame(lab, 0)
+    start, stop = frame_window(counts, 600, 5_000)
+    data, features, metadata = labels_to_points(lab, 0, window=(start, stop))
+    assert len(data) == counts[start:stop].sum() <= 5_000
+    assert set(np.unique(data[:, 0]).astype(int)) <= set(range(start, stop))
+    assert_labels_equal(lab, layers_to_labels(data, features, metadata), check_ids=True)
+
+
+def test_points_per_frame_counts_the_rows_of_each_frame():
+    lab = make_store()
+    data, _, _ = labels_to_points(lab, 0)
+    counts = points_per_frame(lab, 0, n_frames=20)
+    assert len(counts) == 20
+    np.testing.assert_array_equal(counts, np.bincount(data[:, 0].astype(int), minlength=20))
+    assert counts[2] == 3  # the shadowed prediction is not drawn, its user copy is
+    assert len(points_per_frame(lab, 0)) == 5  # past the last labelled frame by default
+
+
+def test_frame_window_is_the_widest_within_budget_around_the_frame():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 60, size=500)
+    for frame, budget in [(250, 1_000), (3, 1_000), (497, 1_000), (100, 10), (100, 10**9)]:
+        start, stop = frame_window(counts, frame, budget)
+        assert start <= frame < stop
+        total = counts[start:stop].sum()
+        assert total <= budget or stop - start == 1  # one frame over budget is still shown
+        if (start, stop) != (0, len(counts)):
+            # one more frame on each side (where there is one) would be over budget
+            wider = counts[max(start - 1, 0) : min(stop + 1, len(counts))].sum()
+            assert wider > budget or (stop - start == 1 and total > budget)
+        half = frame - start, stop - 1 - frame
+        assert min(half) == max(half) or start == 0 or stop == len(counts)  # centred unless at an end
+    assert frame_window(counts, 100, 10**9) == (0, 500)
+    assert frame_window(np.zeros(0, dtype=int), 0, 100) == (0, 1)
+    start, stop = frame_window(counts, 700, 1_000)  # past the end (a video longer than its labels)
+    assert start <= 700 < stop == 701
+
+
+def test_tracks_from_the_store_equal_tracks_from_the_points():
+    lab = make_store()
+    # a second track with the same name is the same identity on the layer: also from the store
+    lab.add_track("female")
+    lab.add_instances(0, 7, np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.5]]), track=2)
+    for video in range(2):
+        for anchor in (None, "thorax", "nowhere"):
+            expected = track_paths(*labels_to_points(lab, video), anchor=anchor)
+            got = labels_to_tracks(lab, video, anchor)
+            np.testing.assert_array_equal(got[0], expected[0])
+            np.testing.assert_array_equal(got[1]["track"], expected[1]["track"])
+    untracked = Labels(lab.skeleton, [Video("/nowhere/c.mp4")])
+    untracked.add_instances(0, 0, np.zeros((3, 2)))
+    assert labels_to_tracks(untracked, 0)[0].shape == (0, 4)
+
+
+@pytest.mark.parametrize("name", ["clip.slp", "clip.predictions.slp", "centered_pair_predictions.slp"])
+def test_tracks_from_the_store_equal_tracks_from_the_points_on_real_files(flies, name):
+    lab = _load(flies / name)
+    expected = track_paths(*labels_to_points(lab, 0))
+    got = labels_to_tracks(lab, 0)
+    assert len(got[0]) > 0
+    np.testing.assert_array_equal(got[0], expected[0])  # bit for bit: the same sums in the same order
+    np.testing.assert_array_equal(got[1]["track"], expected[1]["track"])
+
+
+def test_unmatched_rows_finds_added_removed_and_changed_points():
+    lab = make_store()
+    data, features, _ = labels_to_points(lab, 0, np.array([0]))
+    n = len(data)
+
+    def rows(mask):
+        return data[mask], {k: v[mask] for k, v in features.items()}
+
+    same = unmatched_rows(data, features, data.copy(), {k: v.copy() for k, v in features.items()})
+    assert not same[0].any() and not same[1].any()  # NaN scores of user points equal themselves
+    first_two = np.arange(n) < 2
+    old, new = unmatched_rows(*rows(~first_two), data, features)  # two rows added
+    assert not old.any() and new.tolist() == first_two.tolist()
+    old, new = unmatched_rows(data, features, *rows(~first_two))  # two rows removed
+    assert old.tolist() == first_two.tolist() and not new.any()
+    hidden = {k: v.copy() for k, v in features.items()}
+    hidden["visible"][1] = not hidden["visible"][1]
+    moved = data.copy()
+    moved[3, 2] += 0.5
+    old, new = unmatched_rows(data, features, moved, hidden)
+    assert np.flatnonzero(old).tolist() == [1, 3] and np.flatnonzero(new).tolist() == [1, 3]
+
+
+def test_blank_video_layer_holds_no_frames_in_memory():
+    frames, kwargs, kind = blank_video_layer(30_000, 1024, 1280, "video: a.mp4 (not found)")
+    assert kind == "image" and frames.shape == (30_000, 1024, 1280) and frames.dtype == np.uint8
+    assert frames.strides == (0, 0, 0) and not frames[123].any()
+    assert kwargs["name"] == "video: a.mp4 (not found)" and kwargs["contrast_limits"] == (0, 255)

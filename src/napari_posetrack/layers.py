@@ -14,6 +14,8 @@ Layer schema (one set of layers per video of a labels file)
     (``"user"``/``"predicted"``), ``visible`` (False for occluded points, drawn hollow).
     ``metadata["posetrack"]`` holds what the rows cannot (skeleton, videos, tracks, per-instance
     columns, instances without shown points) so :func:`layers_to_labels` rebuilds the store exactly.
+    A viewer of a long video may hold only a window of its frames (``labels_to_points(window=...)``):
+    the metadata then keeps the other frames' instances, and the round trip stays exact.
 ``skeleton: <name>`` (Vectors)
     One vector per skeleton edge per instance, ``[[t, y0, x0], [0, dy, dx]]``, coloured like the instance.
 ``tracks: <name>`` (Tracks)
@@ -154,11 +156,24 @@ def _store_metadata(labels: Labels, video: int | None) -> dict[str, Any]:
     }
 
 
+def _present(points: np.ndarray) -> np.ndarray:
+    """Whether each ``(..., 2)`` point has both coordinates.
+
+    The same as ``~np.isnan(points).any(axis=-1)``, many times faster (numpy reduces a last axis of
+    length two slowly).
+    """
+    return ~(np.isnan(points[..., 0]) | np.isnan(points[..., 1]))
+
+
 # --------------------------------------------------------------------------- Labels -> Points
 
 
 def labels_to_points(
-    labels: Labels, video: int = 0, frames: np.ndarray | None = None
+    labels: Labels,
+    video: int = 0,
+    frames: np.ndarray | None = None,
+    *,
+    window: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
     """The Points layer data of one video: ``(data, features, metadata)``.
 
@@ -173,6 +188,11 @@ def labels_to_points(
         Index of the video whose instances become points.
     frames
         Only these frames (a partial redraw after an edit); the metadata then describes only them.
+    window
+        ``(start, stop)``: only the points of frames ``start <= frame < stop`` become rows. The
+        metadata still describes every instance of the video (those outside the window are kept
+        in it like hidden ones), so :func:`layers_to_labels` rebuilds the whole video from a layer
+        that holds one window of a long video.
 
     Returns
     -------
@@ -189,8 +209,10 @@ def labels_to_points(
     if frames is not None:
         rows = rows[np.isin(t.frame[rows], np.asarray(frames, dtype=np.int64))]
     pts = t.points[rows]
-    present = ~np.isnan(pts).any(axis=-1)
+    present = _present(pts)
     shown = present.any(axis=1) & ~labels.shadowed_predictions()[rows]
+    if window is not None:
+        shown &= (t.frame[rows] >= window[0]) & (t.frame[rows] < window[1])
     show_rows = rows[shown]
     mask = present[shown]
     inst_idx, node_idx = np.nonzero(mask)
@@ -230,6 +252,129 @@ def labels_to_points(
     meta = _store_metadata(labels, video)
     meta["instances"] = table
     return data, features, {METADATA_KEY: meta}
+
+
+def points_per_frame(labels: Labels, video: int = 0, n_frames: int = 0) -> np.ndarray:
+    """How many rows :func:`labels_to_points` gives each frame of ``video``: ``(max(n_frames, last + 1),)``.
+
+    Counts present points of shown instances (shadowed predictions are not drawn).
+    """
+    t = labels.instances
+    rows = labels.rows(video=video)
+    n_present = _present(t.points[rows]).sum(axis=1)
+    n_present[labels.shadowed_predictions()[rows]] = 0
+    frames = t.frame[rows].astype(np.int64)
+    return np.bincount(frames, weights=n_present, minlength=n_frames).astype(np.int64)
+
+
+def frame_window(counts: np.ndarray, frame: int, budget: int) -> tuple[int, int]:
+    """The widest window ``(start, stop)`` around ``frame`` whose frames hold at most ``budget`` points.
+
+    The window grows by one frame on each side at a time (frames past either end of ``counts``
+    are not counted: the other side keeps growing), so ``frame`` sits in its middle unless it is
+    near an end of the video. It always holds ``frame``, even when that frame alone is over budget.
+
+    Parameters
+    ----------
+    counts
+        Points per frame (:func:`points_per_frame`); the video has ``len(counts)`` frames.
+    frame
+        The frame shown; one past the end counts as the last frame (the window then ends there).
+    budget
+        Most points the window may hold.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    n = max(len(counts), int(frame) + 1)
+    frame = max(int(frame), 0)
+    cum = np.zeros(n + 1, dtype=np.int64)
+    cum[1 : len(counts) + 1] = np.cumsum(counts)
+    cum[len(counts) + 1 :] = cum[len(counts)]
+    half = np.arange(n)  # half-widths: every window that could be needed
+    start = np.maximum(frame - half, 0)
+    stop = np.minimum(frame + half + 1, n)
+    total = cum[stop] - cum[start]  # grows with the half-width
+    best = max(int(np.searchsorted(total, budget, side="right")) - 1, 0)
+    return int(start[best]), int(stop[best])
+
+
+def labels_to_tracks(
+    labels: Labels, video: int = 0, anchor: str | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The Tracks layer of one video straight from the store: what :func:`track_paths` gives for
+    the whole video's Points layer (``track_paths(*labels_to_points(labels, video))``), bit for bit,
+    without making a row per point first (one pass over the instances, whatever the layer holds).
+    """
+    t = labels.instances
+    names = [tr.name for tr in labels.tracks]
+    rows = labels.rows(video=video)
+    # identities are named: two tracks with one name are one identity (the first index, as on the layer)
+    first = {name: k for k, name in reversed(list(enumerate(names)))}
+    canonical = np.array([first[name] if name else NO_TRACK for name in names] + [NO_TRACK], dtype=np.int64)
+    pts = t.points[rows]
+    present = _present(pts)
+    counts = present.sum(axis=1)
+    track = canonical[t.track[rows]]  # NO_TRACK (-1) picks the trailing entry
+    keep = (counts > 0) & ~labels.shadowed_predictions()[rows] & (track >= 0)
+    if not keep.any():
+        return np.zeros((0, 4)), {"track": np.zeros(0, dtype=object)}
+    rows, pts, present, counts, track = rows[keep], pts[keep], present[keep], counts[keep], track[keep]
+    # the sums track_paths makes over the layer's rows (instance by instance, node by node): same floats
+    flat = np.flatnonzero(present)
+    inst_idx = flat // labels.n_nodes
+    xy = np.take(pts.reshape(-1, 2), flat, axis=0)
+    centroid = np.stack(
+        [np.bincount(inst_idx, xy[:, k], minlength=len(rows)) / counts for k in (1, 0)], axis=1
+    )  # [y, x]
+    nodes = list(labels.skeleton.nodes)
+    if anchor is not None and anchor in nodes:
+        k = nodes.index(anchor)
+        at = present[:, k]
+        centroid[at] = pts[at, k, ::-1]
+    frame = t.frame[rows].astype(np.int64)
+    is_user = t.kind[rows] == USER
+    # one row per (track, frame): the preferred instance first (user, most points, lowest id)
+    order = np.lexsort((t.instance_id[rows], -counts, ~is_user, frame, track))
+    track_o, frame_o = track[order], frame[order]
+    firsts = np.ones(len(order), dtype=bool)
+    firsts[1:] = (track_o[1:] != track_o[:-1]) | (frame_o[1:] != frame_o[:-1])
+    sel = order[firsts]
+    out = np.column_stack([track[sel], frame[sel], centroid[sel]]).astype(np.float64)
+    return out, {"track": np.asarray(names, dtype=object)[track[sel]]}
+
+
+def unmatched_rows(
+    old_data: np.ndarray,
+    old_features: Mapping[str, Any],
+    new_data: np.ndarray,
+    new_features: Mapping[str, Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows of two sets of Points rows have no identical row in the other set.
+
+    Rows are compared on their position and every feature of :data:`POINT_FEATURES` (bit for bit;
+    a NaN score equals a NaN score). Redrawing a few frames then removes only the old rows that
+    changed and adds only the new ones, instead of every row of those frames.
+
+    Returns
+    -------
+    old_unmatched, new_unmatched
+        Boolean masks over the old and the new rows.
+    """
+
+    def records(data: np.ndarray, features: Mapping[str, Any], names: dict[str, list[str]]) -> np.ndarray:
+        data = np.asarray(data, dtype=np.float64).reshape(-1, 3)
+        columns = [data[:, 0], data[:, 1], data[:, 2]]
+        for name in POINT_FEATURES:
+            values = np.asarray(features[name]) if name in features else np.zeros(len(data))
+            if values.dtype == object:
+                values = category_codes(values, names.setdefault(name, []))
+            columns.append(values.astype(np.float64))
+        table = np.ascontiguousarray(np.column_stack(columns)) if len(data) else np.zeros((0, len(columns)))
+        return table.view(np.dtype((np.void, table.dtype.itemsize * table.shape[1]))).reshape(-1)
+
+    names: dict[str, list[str]] = {}
+    old = records(old_data, old_features, names)
+    new = records(new_data, new_features, names)
+    return ~np.isin(old, new), ~np.isin(new, old)
 
 
 def category_codes(values: Any, names: list[str]) -> np.ndarray:
@@ -457,7 +602,18 @@ def tracks_layer(
     translate: Sequence[float] | None = None,
 ) -> LayerDataTuple | None:
     """The ``tracks: <name>`` Tracks tuple, or ``None`` when nothing is tracked."""
-    tracks, props = track_paths(data, features, metadata, anchor)
+    return _tracks_tuple(*track_paths(data, features, metadata, anchor), name, scale=scale, translate=translate)
+
+
+def _tracks_tuple(
+    tracks: np.ndarray,
+    props: dict[str, np.ndarray],
+    name: str,
+    *,
+    scale: Sequence[float] | None = None,
+    translate: Sequence[float] | None = None,
+) -> LayerDataTuple | None:
+    """The Tracks tuple of ``(tracks, props)`` from :func:`track_paths` or :func:`labels_to_tracks`."""
     if len(tracks) == 0:
         return None
     kwargs = {
@@ -488,6 +644,17 @@ def video_layer(video: Video, *, frames: Any = None, name: str | None = None) ->
     return (frames, kwargs, "image")
 
 
+def blank_video_layer(n_frames: int, height: int, width: int, name: str) -> LayerDataTuple:
+    """A black Image ``(n_frames, height, width)`` standing in for a video that is not on disk.
+
+    It holds no memory (one zero broadcast to the shape). It gives napari's time slider the video's
+    length when no other layer spans the whole video (a Points layer holding one window of it).
+    """
+    shape = (max(int(n_frames), 1), max(int(height), 1), max(int(width), 1))
+    frames = np.broadcast_to(np.zeros((), dtype=np.uint8), shape)
+    return (frames, {"name": name, "contrast_limits": (0, 255), "rgb": False}, "image")
+
+
 def labels_to_layers(
     labels: Labels,
     *,
@@ -497,6 +664,8 @@ def labels_to_layers(
     scale: Sequence[float] | None = None,
     translate: Sequence[float] | None = None,
     anchor: str | None = None,
+    window: tuple[int, int] | None = None,
+    tracks: bool = True,
 ) -> tuple[list[LayerDataTuple], list[str]]:
     """All layers of a labels file: per video an Image (if found), Tracks, Vectors and Points.
 
@@ -514,6 +683,11 @@ def labels_to_layers(
         Display transform shared by all layers (derived layers copy the video layer's).
     anchor
         Node followed by the Tracks layer (the instance centroid by default).
+    window
+        ``(start, stop)``: the Points and Vectors layers hold only frames ``start <= frame < stop``
+        (see :func:`labels_to_points`); the Tracks layer always follows the whole video.
+    tracks
+        Include the Tracks layers (a viewer that wants its first frame fast may add them later).
 
     Returns
     -------
@@ -529,7 +703,7 @@ def labels_to_layers(
     indices = range(len(labels.videos)) if videos is None else videos
     for vi in indices:
         video = labels.videos[vi]
-        data, features, metadata = labels_to_points(labels, vi)
+        data, features, metadata = labels_to_points(labels, vi, window=window)
         tag = video.name or f"video {vi}"
         if load_video:
             if vi in frames:
@@ -541,11 +715,12 @@ def labels_to_layers(
                     problems.append(f"cannot show video {video.filename}: {err}")
             else:
                 problems.append(f"video not found: {video.filename}")
-        tracks = tracks_layer(
-            data, features, metadata, f"tracks: {tag}", anchor=anchor, scale=scale, translate=translate
-        )
-        if tracks is not None:
-            out.append(tracks)
+        if tracks:
+            track_layer = _tracks_tuple(
+                *labels_to_tracks(labels, vi, anchor), f"tracks: {tag}", scale=scale, translate=translate
+            )
+            if track_layer is not None:
+                out.append(track_layer)
         if labels.skeleton.edges:
             out.append(
                 vectors_layer(data, features, metadata, f"skeleton: {tag}", scale=scale, translate=translate)
@@ -713,7 +888,7 @@ def layers_to_labels(
     known = np.flatnonzero(g_tpos >= 0)
     if len(known):
         tp = g_tpos[known]
-        present = ~np.isnan(points[known]).any(axis=-1)
+        present = _present(points[known])
         # a node missing now keeps the flags it had if it was missing before (deleted points lose them)
         t_vis = np.asarray(table["visible"], dtype=bool)[tp]
         t_ps = np.asarray(table["point_scores"], dtype=np.float32)[tp]

@@ -489,8 +489,15 @@ def test_real_fly_labels_edit_save_reload(make_napari_viewer, flies, tmp_path):
     assert widget.open_path(target)
     project = project_for(viewer)
     layer = project.points_layer
-    present = int((~np.isnan(original.instances.points).any(axis=-1)).sum())
-    assert len(layer.data) == present
+    project.go_to(700)
+    # the layer holds a window of frames around the shown one (the file has 38,363 points)
+    frames = np.unique(np.rint(layer.data[:, 0]).astype(int))
+    start, stop = int(frames[0]), int(frames[-1]) + 1
+    assert start <= 700 < stop and stop - start < 1500
+    assert len(layer.data) == len(labels_to_points(original, 0, window=(start, stop))[0])
+    # the video is not beside the copy: a black stand-in gives the time slider the video's length
+    assert viewer.layers["video: clip.mp4 (not found)"].data.shape[0] == 1500
+    assert viewer.dims.range[0].stop >= 1499
 
     row = int(np.flatnonzero(np.rint(layer.data[:, 0]) == 700)[0])
     instance_id = int(layer.features["instance"][row])
@@ -546,3 +553,205 @@ def load_skeleton_template_nodes(name: str) -> list[str]:
     from napari_posetrack.core.skeleton_edit import load_template
 
     return list(load_template(name).nodes)
+
+
+# --------------------------------------------------------------------------- a video longer than one window
+
+
+@pytest.fixture
+def small_window(monkeypatch) -> int:
+    """A window of about 300 points: the 200-frame sample (about 3,000 points) spans many windows."""
+    from napari_posetrack._widgets import _project
+
+    monkeypatch.setattr(_project, "WINDOW_POINTS", 300)
+    return 300
+
+
+def _frames_held(layer) -> np.ndarray:
+    return np.unique(np.rint(np.asarray(layer.data)[:, 0]).astype(int))
+
+
+def _shown(layer, frame: int) -> list[tuple[int, str, float, float]]:
+    """What the layer draws on ``frame``: ``(instance, node, y, x)`` sorted."""
+    rows = np.flatnonzero(np.rint(np.asarray(layer.data)[:, 0]) == frame)
+    f = layer.features
+    return sorted(
+        zip(f["instance"].to_numpy()[rows].tolist(), f["node"].to_numpy()[rows].tolist(),
+            np.asarray(layer.data)[rows, 1].tolist(), np.asarray(layer.data)[rows, 2].tolist())
+    )
+
+
+def _expected(labels, frame: int) -> list[tuple[int, str, float, float]]:
+    data, features, _ = labels_to_points(labels, 0, np.array([frame]))
+    return sorted(zip(features["instance"].tolist(), features["node"].tolist(), data[:, 1].tolist(), data[:, 2].tolist()))
+
+
+def test_far_frames_are_shown_from_the_labels_and_edits_there_reach_the_store(
+    make_napari_viewer, sample_copy, small_window, qtbot
+):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    labels = project.labels
+    layer = project.points_layer
+    project.go_to(5)
+    held = _frames_held(layer)
+    assert held[0] <= 5 <= held[-1] and held[-1] < 100  # a window, not the whole video
+    assert len(layer.data) <= small_window + 3 * labels.n_nodes
+    assert viewer.dims.range[0].stop >= 199  # the slider still spans the whole video
+
+    project.go_to(150)  # far outside the window: it is refilled around frame 150
+    held = _frames_held(layer)
+    assert held[0] <= 150 <= held[-1] and 5 not in held
+    assert _shown(layer, 150) == _expected(labels, 150)
+    skeleton = viewer.layers["skeleton: sample.mp4"].data
+    assert len(skeleton) and set(skeleton[:, 0, 0].tolist()) == {150.0}
+
+    # a drag there moves that point of that instance in the store, nothing else
+    before = labels.instances.points.copy()
+    row = int(np.flatnonzero(np.rint(layer.data[:, 0]) == 150)[3])
+    instance_id, node = int(layer.features["instance"][row]), str(layer.features["node"][row])
+    _drag(layer, [row], (2.0, -1.0))
+    store_row = labels.row_of_id(np.array([instance_id]))[0]
+    k = labels.skeleton.node_index(node)
+    np.testing.assert_allclose(labels.instances.points[store_row, k], before[store_row, k] + [-1.0, 2.0])
+    changed = np.argwhere(np.any(labels.instances.points != before, axis=-1) & ~np.isnan(before).any(axis=-1))
+    assert changed.tolist() == [[store_row, k]]
+
+    # moving back shows the first window again; the far edit is kept in the store, not in the layer
+    project.go_to(5)
+    assert 150 not in _frames_held(layer) and _shown(layer, 5) == _expected(labels, 5)
+    # the Tracks layer follows the whole video (it comes once the viewer is idle after opening)
+    qtbot.waitUntil(lambda: "tracks: sample.mp4" in [x.name for x in viewer.layers], timeout=5000)
+    tracks = viewer.layers["tracks: sample.mp4"].data
+    assert tracks[:, 1].min() == 0 and tracks[:, 1].max() == 199
+
+
+def test_add_delete_undo_redo_far_from_the_first_frame(make_napari_viewer, sample_copy, small_window):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    labels = project.labels
+    layer = project.points_layer
+    project.go_to(170)
+    (new_id,) = widget.new_instance(at_xy=(60.0, 70.0))
+    row = labels.row_of_id(np.array([new_id]))[0]
+    assert labels.instances.frame[row] == 170
+    assert _shown(layer, 170) == _expected(labels, 170)
+    assert (layer.features["instance"].to_numpy() == new_id).sum() == labels.n_nodes
+
+    layer.selected_data = {int(np.flatnonzero(layer.features["instance"].to_numpy() == new_id)[0])}
+    widget.delete_selected_instances()
+    assert labels.row_of_id(np.array([new_id]))[0] == -1 and new_id not in layer.features["instance"].to_numpy()
+    widget.undo()
+    assert labels.row_of_id(np.array([new_id]))[0] >= 0 and _shown(layer, 170) == _expected(labels, 170)
+    widget.redo()
+    assert labels.row_of_id(np.array([new_id]))[0] == -1 and _shown(layer, 170) == _expected(labels, 170)
+    widget.undo()
+
+    # undoing an edit made in another window: the store changes, the layer shows it when we get there
+    project.go_to(20)
+    row20 = int(np.flatnonzero(np.rint(layer.data[:, 0]) == 20)[0])
+    moved_id, moved_node = int(layer.features["instance"][row20]), str(layer.features["node"][row20])
+    before = _point(labels, moved_id, moved_node).copy()
+    _drag(layer, [row20], (5.0, 5.0))
+    project.go_to(170)
+    assert 20 not in _frames_held(layer)
+    widget.undo()
+    np.testing.assert_allclose(_point(labels, moved_id, moved_node), before)
+    assert _shown(layer, 170) == _expected(labels, 170)  # the new instance is still there
+    project.go_to(20)
+    np.testing.assert_allclose(_layer_yx(layer, moved_id, moved_node), before[::-1])
+    widget.redo()
+    np.testing.assert_allclose(_layer_yx(layer, moved_id, moved_node), before[::-1] + 5.0)
+
+
+def test_edits_in_two_distant_windows_save_and_round_trip(make_napari_viewer, sample_copy, small_window, qtbot):
+    from napari_posetrack._widgets._project import IDLE_SYNC_MS
+    from napari_posetrack._writer import layers_to_store
+
+    original = load_labels(sample_copy)
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    layer = project.points_layer
+    project.go_to(10)
+    row = int(np.flatnonzero(np.rint(layer.data[:, 0]) == 10)[1])
+    first = int(layer.features["instance"][row]), str(layer.features["node"][row])
+    _drag(layer, [row], (3.0, 4.0))
+    project.go_to(185)
+    (new_id,) = widget.new_instance(at_xy=(90.0, 40.0))
+    # napari's own deletion of one point of an instance on this frame
+    rows = np.flatnonzero((np.rint(layer.data[:, 0]) == 185) & (layer.features["instance"].to_numpy() != new_id))
+    gone = int(layer.features["instance"][rows[0]]), str(layer.features["node"][rows[0]])
+    layer.selected_data = {int(rows[0])}
+    layer.remove_selected()
+
+    # the store holds both edits and nothing else changed (ids are the file's: both were loaded from it)
+    labels = project.labels
+    np.testing.assert_allclose(_point(labels, *first), _point(original, *first) + [4.0, 3.0])
+    assert np.isnan(_point(labels, *gone)).all() and labels.row_of_id(np.array([new_id]))[0] >= 0
+    assert labels.n_instances == original.n_instances + 1
+    keep = ~np.isin(original.instances.instance_id, [first[0], gone[0]])
+    same = labels.row_of_id(original.instances.instance_id[keep])
+    np.testing.assert_array_equal(original.instances.points[keep], labels.instances.points[same])
+    assert widget.save() == sample_copy
+    assert_labels_equal(load_labels(sample_copy), labels)
+    # napari's own writers save from the layer: its metadata holds the frames outside the window
+    qtbot.wait(IDLE_SYNC_MS + 300)
+    tuples = [(np.asarray(layer.data), {"features": layer.features, "metadata": layer.metadata}, "points")]
+    assert_labels_equal(layers_to_store(tuples), project.labels)
+
+
+def test_selection_survives_a_refill_and_a_drag_of_it_edits_the_store(
+    make_napari_viewer, sample_copy, small_window
+):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    labels = project.labels
+    layer = project.points_layer
+    project.go_to(100)
+    held = _frames_held(layer)
+    rows = np.flatnonzero(layer.features["instance"].to_numpy() == layer.features["instance"].to_numpy()[
+        np.flatnonzero(np.rint(layer.data[:, 0]) == 100)[0]])
+    instance_id = int(layer.features["instance"][rows[0]])
+    layer.selected_data = set(rows.tolist())
+    before = labels.instances.points[labels.row_of_id(np.array([instance_id]))[0]].copy()
+    # step towards the end of the window until it is refilled, with frame 100 still in the new one
+    frame = 100
+    while np.array_equal(_frames_held(layer), held):
+        frame += 1
+        project.go_to(frame)
+    assert 100 in _frames_held(layer) and frame < held[-1]
+    selected = np.fromiter(layer.selected_data, dtype=int)
+    assert set(layer.features["instance"].to_numpy()[selected].tolist()) == {instance_id}
+    assert len(selected) == len(rows)
+    # dragging the selection (the whole instance) moves it in the store, as one undo step
+    project.go_to(100)
+    _drag(layer, sorted(selected.tolist()), (1.5, -2.5))
+    row = labels.row_of_id(np.array([instance_id]))[0]
+    np.testing.assert_allclose(labels.instances.points[row], before + [-2.5, 1.5])
+    widget.undo()
+    np.testing.assert_allclose(labels.instances.points[row], before)
+
+
+def test_next_labelled_frame_beyond_the_window(make_napari_viewer, sample_copy, small_window):
+    viewer = make_napari_viewer()
+    widget = LabellingWidget(viewer)
+    widget.open_path(sample_copy)
+    project = project_for(viewer)
+    t = project.labels.instances
+    project.session.delete_instances(t.instance_id[~np.isin(t.frame, [3, 40, 190])])
+    project.go_to(3)
+    widget.next_labelled()
+    assert project.current_frame == 40
+    widget.next_labelled()
+    assert project.current_frame == 190
+    assert _shown(project.points_layer, 190) == _expected(project.labels, 190) != []
+    widget.previous_labelled()
+    assert project.current_frame == 40

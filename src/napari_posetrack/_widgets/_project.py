@@ -4,6 +4,15 @@ A :class:`PoseProject` holds one :class:`~napari_posetrack.core.session.LabelsSe
 source of truth) and the layers that view one of its videos: ``video: <name>`` (Image),
 ``poses: <name>`` (Points), ``skeleton: <name>`` (Vectors) and ``tracks: <name>`` (Tracks).
 
+The Points layer holds a window of frames around the shown one (all of a short video; about
+:data:`WINDOW_POINTS` points of a long one) and is refilled from the labels when the time slider
+leaves the middle half of the window: napari's cost of adding or removing points grows with the
+layer (it re-validates every point's marker symbol), so edits would otherwise slow down with the
+length of the video. The layer's metadata still describes every instance of the video, so napari's
+own writers save all of it. The Tracks layer follows the whole video (built from the labels once
+the first frame is shown); the skeleton only the shown frame. When the video is not on disk and
+one window does not hold it all, a black stand-in of its size gives the time slider its length.
+
 Edits flow one way: the user drags, adds or deletes points -> the Points layer's ``events.data``
 -> a session edit (undoable) -> the other layers are redrawn. Edits made through the session
 (undo, redo, new instance, bulk deletion, a processed copy applied with :meth:`PoseProject.apply`)
@@ -26,11 +35,17 @@ from napari_posetrack.core.labels import PREDICTED, Labels, Video
 from napari_posetrack.core.session import Change, LabelsSession, find_autosave
 from napari_posetrack.layers import (
     METADATA_KEY,
+    POINT_FEATURES,
+    blank_video_layer,
+    frame_window,
     labels_to_layers,
     labels_to_points,
+    labels_to_tracks,
+    points_layer,
+    points_per_frame,
     points_style,
     skeleton_vectors,
-    track_paths,
+    unmatched_rows,
 )
 
 if TYPE_CHECKING:
@@ -39,11 +54,18 @@ if TYPE_CHECKING:
 AUTOSAVE_INTERVAL_MS = 30_000
 # redraw the skeleton at most this often while points are dragged
 DRAG_REDRAW_MS = 15
-# after edits settle, refresh the layer metadata (used by napari's own writers) and the tracks
+# after edits settle (and after the layers are first shown), refresh the layer metadata (used by
+# napari's own writers) and the tracks
 IDLE_SYNC_MS = 600
 UNTITLED_AUTOSAVE_DIR = Path.home() / ".cache" / "napari-posetrack"
 # edits touching at most this many frames redraw only those frames' points (big projects stay fast)
 PARTIAL_REDRAW_MAX_FRAMES = 64
+# the Points layer holds the frames around the shown one up to about this many points: napari's
+# cost of adding points grows with the layer; below this its fixed cost per edit dominates (halving
+# the window to 5,000 gained nothing measurable on the 780k-point bench, bench/gui_edit_latency.py)
+WINDOW_POINTS = 10_000
+# the window of a layer that is never refilled (a project with no video yet)
+_EVERYTHING = (0, 2**62)
 # edits after which the Tracks layer needs recomputing (moving points shifts a centroid a little only)
 _MOVES = frozenset({"move_points", "move_instance", "set_visible"})
 
@@ -83,6 +105,12 @@ class PoseProject:
         self._points_layer: Any = None
         self._vectors_layer: Any = None
         self._tracks_layer: Any = None
+        self._blank_layer: Any = None
+        # frames [start, stop) of the shown video held by the Points layer, and the video's length then
+        self._window: tuple[int, int] = _EVERYTHING
+        self._window_frames = 0
+        # points per frame of the shown video, by (video, length): kept until the labels change
+        self._frame_counts: tuple[tuple[int, int], np.ndarray] | None = None
         self._syncing = 0
         self._tracks_stale = False
         self._from_layer = False
@@ -199,6 +227,7 @@ class PoseProject:
         if self.session is not None:
             self.session.changed.remove(self._on_session_changed)
         self.session = session
+        self._frame_counts = None
         session.changed.append(self._on_session_changed)
         self.active_instance = None
         self.video_index = 0
@@ -346,7 +375,9 @@ class PoseProject:
     def _own_layers(self) -> list[Any]:
         return [
             x
-            for x in (self._video_layer, self._tracks_layer, self._vectors_layer, self._points_layer)
+            for x in (
+                self._blank_layer, self._video_layer, self._tracks_layer, self._vectors_layer, self._points_layer
+            )
             if x is not None
         ]
 
@@ -362,7 +393,7 @@ class PoseProject:
     def _remove_own_layers(self, *, keep_video: bool) -> None:
         viewer = self.viewer
         with self._quiet():
-            for attr in ("_tracks_layer", "_vectors_layer", "_points_layer", "_video_layer"):
+            for attr in ("_tracks_layer", "_vectors_layer", "_points_layer", "_video_layer", "_blank_layer"):
                 layer = getattr(self, attr)
                 if layer is None or (keep_video and attr == "_video_layer"):
                     continue
@@ -386,20 +417,31 @@ class PoseProject:
             if labels is not None:
                 self._add_empty_points(labels)
             return
+        window = self._window_around(self.current_frame)
+        # the Tracks layer (every frame's centroids) comes a moment after the first frame is shown
         layers, problems = labels_to_layers(
-            labels, videos=[self.video_index], load_video=self._video_layer is None
+            labels, videos=[self.video_index], load_video=self._video_layer is None, window=window, tracks=False
         )
         for message in problems:
             show_warning(message)
+        has_video = self._video_layer is not None or any(kind == "image" for _, _, kind in layers)
+        self._window = window
         with self._quiet():
+            if not has_video and window != (0, self._window_frames):
+                blank, blank_kwargs, _ = self._blank_frames()
+                self._blank_layer = viewer.add_image(blank, **blank_kwargs)
             for data, kwargs, kind in layers:
                 if kind == "image":
                     self._video_layer = viewer.add_image(data, **kwargs)
-                elif kind == "tracks":
-                    self._tracks_layer = viewer.add_tracks(data, **kwargs)
                 elif kind == "vectors":
                     self._vectors_layer = viewer.add_vectors(data, **kwargs)
                 elif kind == "points":
+                    if self._leaves_window_middle(self.current_frame):
+                        # the layers added first moved the time slider: build the window shown there
+                        self._window = self._window_around(self.current_frame)
+                        data, kwargs, _ = points_layer(
+                            *labels_to_points(labels, self.video_index, window=self._window), kwargs["name"]
+                        )
                     self._points_layer = viewer.add_points(data, **kwargs)
         if self._vectors_layer is None and labels.skeleton.edges:
             with self._quiet():
@@ -408,7 +450,11 @@ class PoseProject:
                     vector_style="line",
                 )
         self._connect_points()
+        if self._leaves_window_middle(self.current_frame):  # the new layers moved the slider
+            self._fill_window(*self._window_around(self.current_frame))
         self.redraw_skeleton()
+        self._tracks_stale = True
+        self._idle_timer.start()
         self.viewer.layers.selection.active = self._points_layer
         self.viewer.title = f"napari-posetrack: {self._tag()} ({self.video_index + 1} of {len(labels.videos)})"
 
@@ -416,13 +462,23 @@ class PoseProject:
         video = self.video
         return (video.name or f"video {self.video_index}") if video is not None else "new project"
 
+    def _blank_frames(self) -> Any:
+        """The stand-in Image tuple of the shown video (not on disk): its length and size, black."""
+        video = self.video
+        if video is not None and video.shape is not None:
+            height, width = video.shape[:2]
+        else:  # unknown size: as far as the points reach
+            points = self.labels.instances.points[self.labels.rows(video=self.video_index)]
+            far = np.nanmax(points.reshape(-1, 2), axis=0) if np.isfinite(points).any() else np.zeros(2)
+            width, height = (np.ceil(far) + 1).astype(int)
+        return blank_video_layer(self._window_frames, height, width, f"video: {self._tag()} (not found)")
+
     def _add_empty_points(self, labels: Labels) -> None:
         """The Points layer of a project with no video yet (labelling starts after a video is added)."""
-        from napari_posetrack.layers import points_layer
-
         d, kwargs, _ = points_layer(*labels_to_points(labels, 0), f"poses: {self._tag()}")
         with self._quiet():
             self._points_layer = self.viewer.add_points(d, **kwargs)
+        self._window, self._window_frames = _EVERYTHING, 0
         self._connect_points()
 
     def _connect_points(self) -> None:
@@ -440,12 +496,12 @@ class PoseProject:
         removed = event.value
         if self._syncing:
             return
-        for attr in ("_tracks_layer", "_vectors_layer", "_points_layer", "_video_layer"):
+        for attr in ("_tracks_layer", "_vectors_layer", "_points_layer", "_video_layer", "_blank_layer"):
             if getattr(self, attr) is removed:
                 setattr(self, attr, None)
 
     def refresh(self) -> None:
-        """Redraw the shown video's pose layers from the labels (everything, vectorised)."""
+        """Redraw the shown video's pose layers from the labels (the whole window, vectorised)."""
         layer = self._points_layer
         labels = self.labels
         if labels is None:
@@ -453,41 +509,110 @@ class PoseProject:
         if layer is None or layer not in self.viewer.layers:
             self._show(rebuild_video=False)
             return
-        data, features, metadata = labels_to_points(labels, self.video_index)
+        self._fill_window(*self._window_around(self.current_frame))
+        self._tracks_stale = True
+        self._idle_timer.start()
+
+    # ------------------------------------------------------------------ the window of frames
+    def _n_frames(self) -> int:
+        """Length of the shown video: its frame count, or its last labelled frame if that is later."""
+        video, labels = self.video, self.labels
+        known = (video.n_frames or 0) if video is not None else 0
+        if self._video_layer is not None and self._video_layer in self.viewer.layers:
+            known = max(known, int(self._video_layer.data.shape[0]))
+        frames = labels.instances.frame[labels.rows(video=self.video_index)]
+        return max(known, int(frames.max()) + 1 if len(frames) else 0, 1)
+
+    def _window_around(self, frame: int) -> tuple[int, int]:
+        """The window of frames to show around ``frame`` (also notes the video's length)."""
+        labels = self.labels
+        if labels is None or not labels.videos:
+            self._window_frames = 0
+            return _EVERYTHING
+        key = (self.video_index, self._n_frames())
+        if self._frame_counts is None or self._frame_counts[0] != key:
+            self._frame_counts = (key, points_per_frame(labels, self.video_index, key[1]))
+        counts = self._frame_counts[1]
+        self._window_frames = len(counts)
+        return frame_window(counts, frame, WINDOW_POINTS)
+
+    def _leaves_window_middle(self, frame: int) -> bool:
+        """Whether ``frame`` is outside the middle half of the window (its ends at the video's ends count)."""
+        start, stop = self._window
+        if not start <= frame < stop:
+            return True
+        quarter = (stop - start) // 4
+        return (start > 0 and frame < start + quarter) or (stop < self._window_frames and frame >= stop - quarter)
+
+    def _fill_window(self, start: int, stop: int) -> None:
+        """Make the Points layer hold frames ``[start, stop)`` from the labels; selected points stay selected."""
+        layer = self._points_layer
+        data, features, metadata = labels_to_points(self.labels, self.video_index, window=(start, stop))
         with self._quiet():
-            selected = layer.selected_data
+            selected = self._point_keys(layer.selected_data)
             layer.selected_data = set()
             layer.data = data
             layer.features = features
             layer.metadata = metadata
             self._style_points()
-            keep = {i for i in selected if i < len(data)}
+            self._window = (start, stop)
+            keep = self._rows_of_keys(selected)
             if keep:
                 layer.selected_data = keep
         self.redraw_skeleton()
-        self._tracks_stale = True
-        self._idle_timer.start()
+
+    def _point_keys(self, rows: Any) -> set[tuple[int, str]]:
+        """``(instance id, node)`` of Points layer rows: what names a point whatever the rows hold."""
+        if not rows:
+            return set()
+        layer = self._points_layer
+        rows = np.fromiter(rows, dtype=np.int64)
+        inst = layer.features["instance"].to_numpy()[rows].astype(np.int64)
+        return set(zip(inst.tolist(), layer.features["node"].to_numpy()[rows].tolist()))
+
+    def _rows_of_keys(self, keys: set[tuple[int, str]]) -> set[int]:
+        """Rows of the Points layer showing the points ``keys`` names (see :meth:`_point_keys`)."""
+        if not keys:
+            return set()
+        layer = self._points_layer
+        inst = layer.features["instance"].to_numpy().astype(np.int64)
+        candidates = np.flatnonzero(np.isin(inst, [k[0] for k in keys]))
+        nodes = layer.features["node"].to_numpy()[candidates]
+        return {int(r) for r, i, n in zip(candidates, inst[candidates], nodes) if (int(i), n) in keys}
 
     def refresh_frames(self, frames: set[int] | np.ndarray) -> None:
         """Redraw only the points of ``frames`` of the shown video (after an edit touching few frames).
 
-        Their rows are removed from the Points layer and the labels' rows of those frames appended,
-        so the cost is a few array copies instead of rebuilding (and restyling) every point.
+        The rows of those frames are removed from the Points layer and the labels' rows of those
+        frames appended, except that an edit that only adds points (a new instance) only appends and
+        one that only removes points (a deleted instance) only removes: napari's cost of a removal or
+        an addition grows with the layer, so each one skipped counts.
         """
         layer, labels = self._points_layer, self.labels
         if labels is None or layer is None or layer not in self.viewer.layers:
             self.refresh()
             return
         frames = np.fromiter(frames, dtype=np.int64) if isinstance(frames, set) else np.asarray(frames, np.int64)
+        frames = frames[(frames >= self._window[0]) & (frames < self._window[1])]  # the others are not shown
+        if len(frames) == 0:
+            return
         data = np.asarray(layer.data)
-        old_rows = np.flatnonzero(np.isin(np.rint(data[:, 0]).astype(np.int64), frames)) if len(data) else []
+        old_rows = np.flatnonzero(np.isin(np.rint(data[:, 0]).astype(np.int64), frames))
+        old_features = {c: layer.features[c].to_numpy()[old_rows] for c in POINT_FEATURES if c in layer.features}
         new_data, new_features, _ = labels_to_points(labels, self.video_index, frames)
+        stale, fresh = unmatched_rows(data[old_rows], old_features, new_data, new_features)
+        if stale.any() and fresh.any():
+            # points changed in place: their frames are redrawn whole, so rows keep the labels' order
+            old_frames = np.rint(data[old_rows, 0])
+            changed = np.union1d(old_frames[stale], new_data[fresh, 0])
+            stale |= np.isin(old_frames, changed)
+            fresh |= np.isin(new_data[:, 0], changed)
         with self._quiet():
             layer.selected_data = set()
-            if len(old_rows):
-                layer.remove(old_rows.tolist())
-            if len(new_data):
-                self._append_points(new_data, new_features)
+            if stale.any():
+                layer.remove(old_rows[stale].tolist())
+            if fresh.any():
+                self._append_points(new_data[fresh], {c: v[fresh] for c, v in new_features.items()})
         self.redraw_skeleton()
 
     def _append_points(self, data: np.ndarray, features: dict[str, np.ndarray]) -> None:
@@ -501,14 +626,9 @@ class PoseProject:
         style = points_style(features, layer.metadata)
         symbols = np.broadcast_to(np.asarray(style["symbol"]).astype(str), (len(data),))
         start = len(layer.data)
-        first = str(symbols[0])
-        layer.current_symbol = first
+        layer.current_symbol = str(symbols[0])
         layer.add(data)
-        others = np.flatnonzero(symbols != first)
-        for symbol in np.unique(symbols[others]):
-            layer.selected_data = set((start + others[symbols[others] == symbol]).tolist())
-            layer.current_symbol = str(symbol)
-        layer.selected_data = set()
+        self._set_symbols(symbols, start, already=str(symbols[0]))
         table = layer.features
         merged = {}
         for name in table.columns:
@@ -530,7 +650,25 @@ class PoseProject:
         if len(layer.data):
             layer.face_color = style["face_color"]
             layer.border_color = style["border_color"]
-            layer.symbol = style["symbol"]
+            symbols = np.broadcast_to(np.asarray(style["symbol"]).astype(str), (len(layer.data),))
+            values, counts = np.unique(symbols, return_counts=True)
+            most = str(values[np.argmax(counts)])
+            layer.symbol = most  # one value: validated once, not once per point
+            self._set_symbols(symbols, 0, already=most)
+
+    def _set_symbols(self, symbols: np.ndarray, start: int, already: str) -> None:
+        """Give rows ``start:`` of the Points layer the marker ``symbols`` (those showing ``already`` have it).
+
+        napari validates every point's symbol in Python when handed an array of them, so each other
+        symbol is set on its rows by selecting them (what napari does when the symbol control changes
+        with points selected): a cost per symbol, not per point.
+        """
+        layer = self._points_layer
+        for symbol in np.unique(symbols[symbols != already]):
+            layer.selected_data = set((start + np.flatnonzero(symbols == symbol)).tolist())
+            layer.current_symbol = str(symbol)
+        layer.selected_data = set()
+        layer.current_symbol = already  # what a point placed in napari's add mode gets until redrawn
 
     def redraw_skeleton(self) -> None:
         """Redraw the skeleton lines of the current frame from the live point positions.
@@ -551,14 +689,22 @@ class PoseProject:
                 vectors_layer.edge_color = colours
 
     def _on_dims_current_step(self, event: Any) -> None:
-        self.redraw_skeleton()
+        layer = self._points_layer
+        if (
+            not self._syncing
+            and self.labels is not None
+            and layer is not None
+            and layer in self.viewer.layers
+            and self._leaves_window_middle(self.current_frame)
+        ):
+            self._fill_window(*self._window_around(self.current_frame))
+        else:
+            self.redraw_skeleton()
 
     def _redraw_tracks(self) -> None:
-        layer = self._points_layer
-        if layer is None:
+        if self._points_layer is None or self.labels is None:
             return
-        features = {c: layer.features[c].to_numpy() for c in ("instance", "node", "track", "kind")}
-        tracks, props = track_paths(layer.data, features, layer.metadata)
+        tracks, props = labels_to_tracks(self.labels, self.video_index)
         viewer = self.viewer
         existing = self._tracks_layer if self._tracks_layer in viewer.layers else None
         with self._quiet():
@@ -583,7 +729,8 @@ class PoseProject:
         labels, layer = self.labels, self._points_layer
         if labels is None or layer is None:
             return
-        _, _, metadata = labels_to_points(labels, self.video_index)
+        # the metadata of the window (it describes the whole video): napari's writers save all of it
+        _, _, metadata = labels_to_points(labels, self.video_index, window=self._window)
         with self._quiet():
             layer.metadata = metadata
         if self._tracks_stale:
@@ -592,6 +739,7 @@ class PoseProject:
 
     # ------------------------------------------------------------------ session -> layers
     def _on_session_changed(self, change: Change) -> None:
+        self._frame_counts = None
         if change.whole and (not self.labels.videos or self.video_index >= len(self.labels.videos)):
             self.video_index = 0
             self._show(rebuild_video=True)
@@ -605,8 +753,9 @@ class PoseProject:
             else:
                 self._show(rebuild_video=not video_ok)
         elif not self._from_layer:
-            shown = {f for v, f in change.frames if v == self.video_index}
-            if 0 < len(change.frames) <= PARTIAL_REDRAW_MAX_FRAMES:
+            start, stop = self._window
+            shown = {f for v, f in change.frames if v == self.video_index and start <= f < stop}
+            if change.frames and len(shown) <= PARTIAL_REDRAW_MAX_FRAMES:
                 if shown:
                     self.refresh_frames(shown)
                 self._tracks_stale = self._tracks_stale or change.action not in _MOVES
