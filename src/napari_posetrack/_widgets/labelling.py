@@ -445,6 +445,12 @@ class LabellingWidget(QWidget):
 
     def _on_check_done(self, result: tuple[VideoCheck | None, str | None]) -> None:
         check, error = result
+        video = self.project.video
+        if check is not None and (video is None or video.filename != check.path):
+            # another video is shown now: its own (cached) result stays; this one shows on return
+            self._show_check(self._cached_check(video) if video is not None else None)
+            self.status.setText(f"Checked {Path(check.path).name}: {'no problems' if check.ok else 'problems found'}.")
+            return
         if check is None:
             self._show_check(None)
             self.check_result.setText(error or "")
