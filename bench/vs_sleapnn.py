@@ -405,9 +405,13 @@ class Bench:
             ]
         )
         self.env = child_env(args.threads)
-        self.video = DATA / "sleap-flies" / "clip.mp4"
-        self.labels = DATA / "sleap-flies" / "clip.slp"
-        self.predictions = DATA / "sleap-flies" / "clip.predictions.slp"
+        flies = Path(args.data) / "sleap-flies"
+        self.video = flies / "clip.mp4"
+        self.labels = flies / "clip.slp"
+        self.predictions = flies / "clip.predictions.slp"
+        missing = [p for p in (self.video, self.labels, self.predictions) if not p.exists()]
+        if missing:
+            sys.exit(f"missing {missing[0]}: give the shared data folder with --data or POSETRACK_DATA")
         self.results: dict[str, dict[str, Samples]] = {}
         self.memory: dict[str, dict[str, Samples]] = {}
         self.notes: list[str] = []
@@ -955,6 +959,9 @@ def main() -> None:
         type=int,
         default=10,
         help="frames of the short re-tracking file subtracted for the steady rate (default 10)",
+    )
+    parser.add_argument(
+        "--data", default=str(DATA), help="shared data folder (default ../shared/data beside the repository)"
     )
     parser.add_argument("--work", default="/tmp/vs_sleapnn/work", help="scratch folder (runs, logs, outputs)")
     parser.add_argument("--keep-work", action="store_true", help="do not empty the scratch folder first")
