@@ -35,9 +35,11 @@ above 1 means we use less):
 * training samples/s: steps 2 to S, between the end of step 1 and the end of step S (both include
   getting the next batch, augmentation, targets, forward, backward, optimiser), and the whole command
   (start-up, label loading, frame caching, S steps, validation, checkpoints).
-* re-tracking ``clip.predictions.slp`` with its tracks removed, max 2 tracks, each tool's default
-  tracker otherwise (sleap-nn needs ``--candidates_method local_queues`` for ``--max_tracks``):
-  instances/s steady (full file minus a file of its first 10 frames) and whole command.
+* re-tracking ``clip.predictions.slp`` with its tracks removed and its frames repeated
+  ``--track-tile`` times in a row (5: 14,740 instances; one pass is under a second of work for our
+  tracker, lost in start-up), max 2 tracks, each tool's default tracker otherwise (sleap-nn needs
+  ``--candidates_method local_queues`` for ``--max_tracks``): instances/s steady (that file minus a
+  file of its first 10 frames) and whole command.
 * peak memory: the maximum resident set size of each full-length subprocess (``wait4`` rusage).
 
     bash bench/install_sleapnn.sh /tmp/vs_sleapnn/venv
@@ -147,9 +149,9 @@ def child_env(threads: int) -> dict[str, str]:
 # --------------------------------------------------------------------------- snippets run by each venv
 
 SN_PREPARE_DATA = r"""
-import sys, sleap_io as sio
-src, train_out, k, preds_src, preds_out, short_out, short_frames = sys.argv[1:8]
-k, short_frames = int(k), int(short_frames)
+import copy, sys, sleap_io as sio
+src, train_out, k, preds_src, preds_out, short_out, short_frames, tile = sys.argv[1:9]
+k, short_frames, tile = int(k), int(short_frames), int(tile)
 labels = sio.load_slp(src)
 lfs = sorted((lf for lf in labels.labeled_frames if lf.user_instances), key=lambda lf: lf.frame_idx)[:k]
 sio.Labels(labeled_frames=lfs, videos=labels.videos, skeletons=labels.skeletons).save(train_out, embed=False)
@@ -158,14 +160,24 @@ for lf in preds.labeled_frames:
     for inst in lf.instances:
         inst.track = None
 preds.tracks = []
-preds.save(preds_out, embed=False)
+# the file repeated `tile` times one after the other (frame indices shifted), so that the tracking
+# itself, not the start-up, is what a whole command measures
+span = max(lf.frame_idx for lf in preds.labeled_frames) + 1
+shared = {id(o): o for o in [*preds.videos, *preds.skeletons]}
+tiled = []
+for t in range(tile):
+    for lf in preds.labeled_frames:
+        c = copy.deepcopy(lf, dict(shared))
+        c.frame_idx = lf.frame_idx + t * span
+        tiled.append(c)
+sio.Labels(labeled_frames=tiled, videos=preds.videos, skeletons=preds.skeletons).save(preds_out, embed=False)
 short = sio.Labels(
     labeled_frames=[lf for lf in preds.labeled_frames if lf.frame_idx < short_frames],
     videos=preds.videos, skeletons=preds.skeletons,
 )
 short.save(short_out, embed=False)
-n = lambda l: sum(len(lf.instances) for lf in l.labeled_frames)
-print("train frames", len(lfs), "| retrack instances", n(preds), "| short", n(short))
+n = lambda lfs: sum(len(lf.instances) for lf in lfs)
+print("train frames", len(lfs), "| retrack instances", n(tiled), f"({tile} x the file)", "| short", n(short.labeled_frames))
 """
 
 SN_TRAIN = r"""
@@ -475,6 +487,7 @@ class Bench:
                 str(self.retrack_slp),
                 str(self.retrack_short_slp),
                 str(self.args.track_short_frames),
+                str(self.args.track_tile),
             ],
             self.log("prepare_data"),
             self.env,
@@ -959,6 +972,12 @@ def main() -> None:
         type=int,
         default=10,
         help="frames of the short re-tracking file subtracted for the steady rate (default 10)",
+    )
+    parser.add_argument(
+        "--track-tile",
+        type=int,
+        default=5,
+        help="re-track clip.predictions.slp repeated this many times in a row (default 5: 14,740 instances)",
     )
     parser.add_argument(
         "--data", default=str(DATA), help="shared data folder (default ../shared/data beside the repository)"
