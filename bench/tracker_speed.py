@@ -9,7 +9,9 @@ Each configuration prints instances per wall-clock second and per CPU second of 
 tracking package as it was at git revision ``REV`` (loaded beside the current one, on the current
 labels and I/O code) runs on the same input in the same process, interleaved with the current
 one, so the ratios compare like with like on a noisy machine; the ``same`` column says whether
-both gave identical track ids and tracking scores. Before timing, every implementation runs once
+both gave identical track ids and tracking scores, ``untracked`` how many instances each left with
+neither a track nor a rejection reason (before issue #12, one walker's random body shape made the
+outlier filter leave all its instances untracked). Before timing, every implementation runs once
 on a small stream so one-time imports (scipy's assignment solver) land in no configuration.
 """
 
@@ -91,10 +93,17 @@ def same_output(a: Labels, b: Labels) -> bool:
     return np.array_equal(ta.track, tb.track) and ta.tracking_score.tobytes() == tb.tracking_score.tobytes()
 
 
+def untracked(out: Labels) -> int:
+    """Instances left without a track and without a rejection reason (trackers before issue #12 left many)."""
+    t = out.instances
+    return int(((t.track < 0) & (t.rejected == 0)).sum())
+
+
 def compare(
     impls: dict[str, ModuleType], labels: Labels, cfg: dict, repeat: int, video=None
-) -> tuple[dict[str, tuple[float, float]], bool]:
-    """Best wall and CPU seconds per implementation, runs interleaved (order alternating per repeat)."""
+) -> tuple[dict[str, tuple[float, float]], bool, dict[str, int]]:
+    """Best wall and CPU seconds per implementation, runs interleaved (order alternating per repeat);
+    whether all gave the same output; each one's untracked instances."""
     best: dict[str, list[float]] = {name: [np.inf, np.inf] for name in impls}
     outputs = {}
     names = list(impls)
@@ -103,15 +112,18 @@ def compare(
             wall, cpu, outputs[name] = timed(impls[name], labels, cfg, video)
             best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
     same = all(same_output(outputs[names[0]], outputs[n]) for n in names[1:])
-    return {n: (w, c) for n, (w, c) in best.items()}, same
+    return {n: (w, c) for n, (w, c) in best.items()}, same, {n: untracked(o) for n, o in outputs.items()}
 
 
-def report(label: str, n: int, times: dict[str, tuple[float, float]], same: bool) -> None:
+def report(
+    label: str, n: int, times: dict[str, tuple[float, float]], same: bool, left: dict[str, int]
+) -> None:
     wall, cpu = times["current"]
-    line = f"{label}{n / wall:>11.0f}{n / cpu:>11.0f}"
+    line = f"{label}{n / wall:>11.0f}{n / cpu:>11.0f}{left['current']:>10}"
     if "baseline" in times:
         b_wall, b_cpu = times["baseline"]
-        line += f"{n / b_wall:>11.0f}{n / b_cpu:>11.0f}{b_wall / wall:>8.1f}x{b_cpu / cpu:>7.1f}x{'yes' if same else 'NO':>6}"
+        line += f"{n / b_wall:>11.0f}{n / b_cpu:>11.0f}{left['baseline']:>10}"
+        line += f"{b_wall / wall:>8.1f}x{b_cpu / cpu:>7.1f}x{'yes' if same else 'NO':>6}"
     print(line, flush=True)
 
 
@@ -139,17 +151,16 @@ def main() -> None:
         stream = random_walk_stream(args.frames, args.animals)
         n = stream.n_instances
         print(f"simple candidates: {n} instances ({args.frames} frames x {args.animals} animals)")
-        header = f"{'similarity':<11}{'matching':<11}{'stitch':<8}{'inst/s wall':>11}{'inst/CPU-s':>11}"
+        header = f"{'similarity':<11}{'matching':<11}{'stitch':<8}{'inst/s wall':>11}{'inst/CPU-s':>11}{'untracked':>10}"
         if args.baseline:
-            header += f"{'base wall':>11}{'base CPU':>11}{'wall':>9}{'CPU':>8}{'same':>6}"
+            header += f"{'base wall':>11}{'base CPU':>11}{'base untr':>10}{'wall':>9}{'CPU':>8}{'same':>6}"
             print(f"(base = {args.baseline}; wall, CPU = current speed / base speed)")
         print(header)
         for sim, match, stitch in itertools.product(
             ("instance", "centroid", "iou", "oks"), ("greedy", "hungarian"), (False, True)
         ):
             cfg = {"similarity": sim, "matching": match, "stitch": stitch, "max_tracks": args.animals}
-            times, same = compare(impls, stream, cfg, args.repeat)
-            report(f"{sim:<11}{match:<11}{stitch!s:<8}", n, times, same)
+            report(f"{sim:<11}{match:<11}{stitch!s:<8}", n, *compare(impls, stream, cfg, args.repeat))
         if args.no_flow:
             return
 
@@ -164,8 +175,11 @@ def main() -> None:
         print(f"flow candidates: {pred.n_instances} instances on a {frames.shape[1]}x{frames.shape[2]} clip")
         for sim, stitch in itertools.product(("instance", "oks"), (False, True)):
             cfg = {"candidates": "flow", "similarity": sim, "stitch": stitch, "max_tracks": 4}
-            times, same = compare(impls, pred, cfg, args.repeat, video=path)
-            report(f"{sim:<11}{'hungarian':<11}{stitch!s:<8}", pred.n_instances, times, same)
+            report(
+                f"{sim:<11}{'hungarian':<11}{stitch!s:<8}",
+                pred.n_instances,
+                *compare(impls, pred, cfg, args.repeat, video=path),
+            )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 
 from napari_posetrack.core.errors import ConfigError
 from napari_posetrack.core.evaluation import evaluate_tracking
-from napari_posetrack.core.labels import PREDICTED, Labels, Skeleton, Video
+from napari_posetrack.core.labels import PREDICTED, REJECT_SURPLUS, Labels, Skeleton, Video
 from napari_posetrack.core.tracking.matching import greedy_match, hungarian_match, runner_up_ratio
 from napari_posetrack.core.tracking.similarity import get_similarity
 from napari_posetrack.core.tracking.tracker import TrackerConfig, track_labels
@@ -83,13 +83,15 @@ def test_every_configuration_tracks_parallel_walkers_without_switches(similarity
     assert len(out.tracks) == 3 and out.provenance["tracker"]["similarity"] == similarity
 
 
-def test_max_tracks_is_respected_and_extra_detections_stay_untracked() -> None:
+def test_max_tracks_is_respected_and_extra_detections_are_rejected() -> None:
     gt = _walkers(extra=True)
     for stitch in (False, True):
         out = track_labels(_untracked(gt), TrackerConfig(max_tracks=3, stitch=stitch))
         t = out.instances
         assert len(out.tracks) == 3
         assert set(np.unique(t.track[t.score < 0.5])) == {-1}
+        assert set(np.unique(t.rejected[t.score < 0.5])) == {REJECT_SURPLUS}  # kept, flagged with a reason
+        assert (t.rejected[t.score > 0.5] == 0).all() and (t.track[t.score > 0.5] >= 0).all()
         assert out.n_instances == gt.n_instances  # nothing is deleted
         tracked = t.track >= 0
         keys = t.frame[tracked] * 10 + t.track[tracked]

@@ -1,16 +1,24 @@
-"""The tracker's output, pinned: every instance's track and tracking score, configuration by configuration.
+"""The tracker's output, pinned: every instance's track, rejection reason and tracking score,
+configuration by configuration.
 
-``data/tracker_expected.npz`` holds (track ids, and a SHA-256 digest and the sum of the float32
-tracking scores) what the frame-by-frame tracker (before the windowed online
-pass, commit 52e8d14) gave on three inputs: ``clip.predictions.slp`` of the real fly clip (tracks
-removed, 2 animals), and two synthetic streams built here from integer hashing and plain
-arithmetic (so they are the same bits on every platform and numpy version): five random walkers
-that meet now and then, with missing nodes, dropped and spurious detections, and four animals
-whose paths cross. Each configuration is one similarity x matching x stitching combination or a
-variant of the defaults. A change of any track id or any tracking score fails here.
+``data/tracker_expected.npz`` holds (track ids, rejection codes, and a SHA-256 digest and the sum of
+the float32 tracking scores) what the tracker gave on three inputs: ``clip.predictions.slp`` of the
+real fly clip (tracks removed, 2 animals), and two synthetic streams built here from integer hashing
+and plain arithmetic (so they are the same bits on every platform and numpy version): five random
+walkers that meet now and then, with missing nodes, dropped and spurious detections, and four
+animals whose paths cross. Each configuration is one similarity x matching x stitching combination
+or a variant of the defaults. A change of any track id, rejection or tracking score fails here.
+
+History of the recorded file: first written from the frame-by-frame tracker (commit 52e8d14), which
+the windowed online pass reproduced bit for bit (7e97bed, 97d4bdc); rewritten on purpose for issue
+#12 (every instance on a track or rejected with a reason, implausible instances tracked on their
+trusted nodes, hierarchical stitching by default). The batched and per-frame online passes are
+compared with each other directly in ``test_batched_equivalence.py``, independently of this file.
 
 When the output changes on purpose, regenerate the file with
-``python tests/tracking/test_tracker_regression.py`` and say why in the commit.
+``python tests/tracking/test_tracker_regression.py`` (about a minute: it runs every case below,
+flow on the first 100 frames of the real clip included), check the new numbers with
+``bench/tracker_switches.py``, and say in the commit why the output changed.
 """
 
 from __future__ import annotations
@@ -113,7 +121,7 @@ GRID = [
     )
 ]
 VARIANTS = [
-    {"stitch_min_length": 10, "stitch_motion_horizon": 30},
+    {"stitch_min_length": 0, "stitch_motion_horizon": 3, "shape_outlier": 6.0},  # the defaults before #12
     {"motion_prior": False},
     {"motion_prior": False, "stitch": False},
     {"shape_weight": 1.0, "matching": "greedy"},
@@ -144,9 +152,10 @@ def run_case(
     cfg: dict,
     video=None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Track ids and tracking scores of every instance of ``lab`` under one configuration."""
+    """Track ids, tracking scores and rejection codes of every instance of ``lab`` under one configuration."""
     out = track_labels(lab, config_cls(**{"max_tracks": max_tracks, **cfg}), video=video)
-    return out.instances.track.copy(), out.instances.tracking_score.copy()
+    t = out.instances
+    return t.track.copy(), t.tracking_score.copy(), t.rejected.copy()
 
 
 def expected_outputs(
@@ -170,10 +179,11 @@ def _digest(score: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(score, dtype=np.float32).tobytes()).hexdigest()
 
 
-def _stored(key: str, track: np.ndarray, score: np.ndarray) -> dict[str, np.ndarray]:
+def _stored(key: str, track: np.ndarray, score: np.ndarray, rejected: np.ndarray) -> dict[str, np.ndarray]:
     """What the file keeps of one configuration's output (scores as a digest: they do not compress)."""
     return {
         key + "__track": track.astype(np.int16),
+        key + "__rejected": rejected.astype(np.int8),
         key + "__score_sha256": np.array(_digest(score)),
         key + "__score_sum": np.array(score.astype(np.float64).sum()),
     }
@@ -185,11 +195,15 @@ def expected() -> dict[str, np.ndarray]:
         return dict(f)
 
 
-def _check(expected: dict[str, np.ndarray], key: str, track: np.ndarray, score: np.ndarray) -> None:
+def _check(
+    expected: dict[str, np.ndarray], key: str, track: np.ndarray, score: np.ndarray, rejected: np.ndarray
+) -> None:
     want_track = expected[key + "__track"]
     assert track.shape == want_track.shape, key
     changed = np.flatnonzero(track != want_track)
     assert len(changed) == 0, f"{key}: {len(changed)} track ids changed, first rows {changed[:10].tolist()}"
+    changed = np.flatnonzero(rejected != expected[key + "__rejected"])
+    assert len(changed) == 0, f"{key}: {len(changed)} rejections changed, first rows {changed[:10].tolist()}"
     assert score.dtype == np.float32, key
     total, want_total = float(score.astype(np.float64).sum()), float(expected[key + "__score_sum"])
     assert _digest(score) == str(expected[key + "__score_sha256"]), (

@@ -21,6 +21,17 @@ PREDICTED = 1
 KIND_NAMES = {USER: "user", PREDICTED: "predicted"}
 NO_TRACK = -1
 NO_LINK = -1
+NOT_REJECTED = 0
+REJECT_SURPLUS, REJECT_DUPLICATE, REJECT_SHAPE, REJECT_EMPTY, REJECT_FEW_POINTS = 1, 2, 3, 4, 5
+REJECTION_REASONS: dict[int, tuple[str, str]] = {
+    REJECT_SURPLUS: ("surplus", "more instances on the frame than animals; the others fit the tracks better"),
+    REJECT_DUPLICATE: ("duplicate", "more instances on the frame than animals; it overlaps one that is kept"),
+    REJECT_SHAPE: ("shape", "implausible limb lengths (parts of several animals joined into one)"),
+    REJECT_EMPTY: ("empty", "no visible points"),
+    REJECT_FEW_POINTS: ("few points", "too few visible points to start a track"),
+}
+"""Codes of the ``rejected`` instance column -> (short name, explanation): why the tracker gave an
+instance no track. 0 (:data:`NOT_REJECTED`): it did not reject it."""
 
 
 def kind_code(kind: int | str) -> int:
@@ -267,6 +278,7 @@ _SCALAR_COLUMNS: dict[str, tuple[np.dtype, Any]] = {
     "score": (np.dtype(np.float32), np.nan),
     "tracking_score": (np.dtype(np.float32), 0.0),
     "from_predicted": (np.dtype(np.int64), NO_LINK),
+    "rejected": (np.dtype(np.int8), NOT_REJECTED),
 }
 _NODE_COLUMNS: dict[str, tuple[np.dtype, Any]] = {
     "visible": (np.dtype(bool), True),
@@ -285,6 +297,8 @@ class InstanceTable:
     ``kind`` (int8, ``USER``/``PREDICTED``), ``track`` (int32, ``-1`` = none), ``score`` (float32,
     instance score, NaN for user instances), ``tracking_score`` (float32), ``from_predicted``
     (int64, the ``instance_id`` of the prediction a user instance came from, ``-1`` = none),
+    ``rejected`` (int8, why the tracker left the instance without a track: a key of
+    :data:`REJECTION_REASONS`, 0 = not rejected),
     ``points`` ((n, n_nodes, 2) float64 ``x, y``; NaN = missing), ``visible`` ((n, n_nodes) bool),
     ``complete`` ((n, n_nodes) bool, SLEAP's "verified" flag), ``point_scores`` ((n, n_nodes) float32).
 
@@ -315,15 +329,18 @@ class InstanceTable:
     def from_columns(cls, n_nodes: int, **columns: np.ndarray) -> InstanceTable:
         """A table that adopts the given column arrays (no copy when dtypes already match).
 
-        Every column of :data:`COLUMN_NAMES` is required except ``instance_id`` (default ``0..n-1``).
+        Every column of :data:`COLUMN_NAMES` is required except ``instance_id`` (default ``0..n-1``)
+        and ``rejected`` (default none rejected).
         Readers of large files use this to avoid holding two copies of the data.
         """
-        missing = set(COLUMN_NAMES) - set(columns) - {"instance_id"}
+        missing = set(COLUMN_NAMES) - set(columns) - {"instance_id", "rejected"}
         if missing:
             raise TypeError(f"missing instance columns: {sorted(missing)}")
         n = len(columns["frame"])
         if "instance_id" not in columns or columns["instance_id"] is None:
             columns["instance_id"] = np.arange(n, dtype=np.int64)
+        if columns.get("rejected") is None:
+            columns["rejected"] = np.zeros(n, dtype=np.int8)
         table = cls(n_nodes, capacity=0)
         cols: dict[str, np.ndarray] = {}
         for name, (dtype, _) in {**_SCALAR_COLUMNS, **_NODE_COLUMNS, "points": (np.dtype(np.float64), None)}.items():
@@ -657,6 +674,10 @@ class Labels:
             if name == "track" and np.max(np.atleast_1d(val), initial=-1) >= len(self.tracks):
                 raise IndexError(f"track index out of range (labels hold {len(self.tracks)} tracks)")
             self.instances.column(name)[rows] = val
+        if "track" in values and "rejected" not in values:
+            # an instance someone puts on a track is no longer one the tracker rejected
+            tracked = rows[self.instances.track[rows] >= 0]
+            self.instances.rejected[tracked] = NOT_REJECTED
         if {"video", "frame"} & set(values):
             self._changed()
 
@@ -822,6 +843,7 @@ class Labels:
             score=incoming.score,
             tracking_score=incoming.tracking_score,
             from_predicted=links,
+            rejected=incoming.rejected,
             points=incoming.points,
             visible=incoming.visible,
             complete=incoming.complete,
@@ -906,7 +928,7 @@ def assert_labels_equal(a: Labels, b: Labels, *, check_ids: bool = False, atol: 
 
     oa, ob = order(a), order(b)
     ta, tb = a.instances, b.instances
-    for name in ("video", "frame", "kind", "track"):
+    for name in ("video", "frame", "kind", "track", "rejected"):
         if not np.array_equal(ta.column(name)[oa], tb.column(name)[ob]):
             raise AssertionError(f"column {name!r} differs")
     if not np.allclose(ta.points[oa], tb.points[ob], rtol=0.0, atol=atol, equal_nan=True):

@@ -36,6 +36,7 @@ from napari_posetrack.core.errors import FileFormatError, MissingFileError, Pose
 from napari_posetrack.core.io.skeleton_json import decode_skeleton_graph, encode_skeleton_graph
 from napari_posetrack.core.io.slp_carry import (
     CARRY_KEY,
+    REJECTED_MEMBER,
     SlpCarried,
     WrittenTables,
     read_carried,
@@ -422,6 +423,11 @@ def _read_instances(
     score = rows["score"].astype(np.float32)
     score[kinds == USER] = np.nan
     tracking = rows["tracking_score"].astype(np.float32) if "tracking_score" in rows.dtype.names else None
+    # the tracker's rejection reasons, one per /instances row; another writer that changed the rows
+    # cannot have kept them aligned, so a table of another length is ignored
+    rejected = None
+    if REJECTED_MEMBER in f and f[REJECTED_MEMBER].shape == (n_inst,):
+        rejected = f[REJECTED_MEMBER][()].astype(np.int8)[pos]
 
     # from_predicted holds the file's instance_id of the source prediction
     file_ids = rows["instance_id"].astype(np.int64)
@@ -445,6 +451,7 @@ def _read_instances(
         score=score,
         tracking_score=tracking,
         from_predicted=from_pred,
+        rejected=rejected,
     )
     shift = -0.5 if format_id < 1.1 else 0.0
     for kind, name in ((USER, "points"), (PREDICTED, "pred_points")):
@@ -776,6 +783,8 @@ def _write_tables(f: h5py.File, labels: Labels, empty_frames: np.ndarray) -> Wri
     instances["tracking_score"] = t.tracking_score[rows]
     f.create_dataset("frames", data=frames)
     f.create_dataset("instances", data=instances)
+    if t.rejected[rows].any():
+        f.create_dataset(REJECTED_MEMBER, data=t.rejected[rows].astype(np.uint8))
     _write_points(f, "points", POINT_DTYPE, t, rows[is_user], n_nodes, predicted=False)
     _write_points(f, "pred_points", PRED_POINT_DTYPE, t, rows[~is_user], n_nodes, predicted=True)
     return WrittenTables(

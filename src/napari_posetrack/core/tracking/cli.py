@@ -16,13 +16,27 @@ def add_track_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "track",
         help="assign track identities to the predictions of a labels file",
-        description="Re-track the predicted instances of a labels file (existing tracks are replaced).",
+        description="Re-track the predicted instances of a labels file (existing tracks are replaced). "
+        "With a known number of animals every instance ends on a track, or is rejected with a reason on "
+        "a frame with more instances than animals; a summary says what was done.",
     )
     p.add_argument("input", help="labels file with predictions (.slp, or any format posetrack reads)")
     p.add_argument("-o", "--output", required=True, help="where to write the tracked labels")
+    p.add_argument(
+        "--video",
+        dest="videos",
+        action="append",
+        metavar="NAME",
+        help="track only this video of the file: its file name, path or index (repeat for several; "
+        "default: every video)",
+    )
     add_tracker_options(p)
     p.add_argument(
-        "--video", default=None, help="video file for --candidates flow (default: the file's video)"
+        "--video-file",
+        default=None,
+        metavar="PATH",
+        help="read frames for --candidates flow or --appearance-weight from this file instead of the "
+        "labels' video (single-video files)",
     )
     p.add_argument("--quiet", action="store_true", help="print no summary")
     p.set_defaults(func=run_track)
@@ -41,7 +55,19 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--window", type=int, default=5, help="frames a track stays a candidate unseen (default 5)"
     )
-    p.add_argument("--max-tracks", type=int, default=None, help="number of animals (never more tracks)")
+    p.add_argument(
+        "--max-tracks",
+        type=int,
+        default=None,
+        help="number of animals: never more tracks; on frames with more instances the extra ones are "
+        "rejected",
+    )
+    p.add_argument(
+        "--kind",
+        choices=("predicted", "user", "all"),
+        default="predicted",
+        help="which instances to track (default predicted)",
+    )
     p.add_argument("--min-points", type=int, default=1, help="present nodes needed to start a track")
     p.add_argument("--min-similarity", type=float, default=0.05, help="matches less similar are not forced")
     p.add_argument(
@@ -62,11 +88,22 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stitch-min-length",
         type=int,
-        default=0,
-        help="hierarchical stitching: join tracklets this long first, insert shorter ones after (0 = off)",
+        default=7,
+        help="hierarchical stitching: join tracklets this long first, insert shorter ones after "
+        "(default 7; 0 = off)",
     )
     p.add_argument(
-        "--stitch-motion-horizon", type=int, default=3, help="frames of velocity extrapolation over gaps"
+        "--stitch-motion-horizon",
+        type=int,
+        default=30,
+        help="frames of velocity extrapolation over gaps (default 30)",
+    )
+    p.add_argument(
+        "--shape-outlier",
+        type=float,
+        default=4.0,
+        help="limb-length deviations (robust sigmas) beyond which an instance's parts are distrusted "
+        "(default 4)",
     )
     p.add_argument(
         "--shape-weight", type=float, default=0.0, help="limb-length term in stitching (default 0)"
@@ -96,25 +133,26 @@ def tracker_config_from_args(args: argparse.Namespace) -> Any:
         ambiguity_ratio=args.ambiguity_ratio,
         stitch_min_length=args.stitch_min_length,
         stitch_motion_horizon=args.stitch_motion_horizon,
+        shape_outlier=args.shape_outlier,
+        kind=args.kind,
         shape_weight=args.shape_weight,
         appearance_weight=args.appearance_weight,
     )
 
 
 def run_track(args: argparse.Namespace) -> int:
-    """Load, track, save; print a one-line summary. Returns the exit status."""
+    """Load, track, save; print what the tracker did. Returns the exit status.
+
+    Bad input (no predictions, an unknown video, too few tracks for a labelled frame) raises
+    before anything is written.
+    """
     from ..io import load_labels, save_labels
-    from .tracker import track_labels
+    from .tracker import track
 
     config = tracker_config_from_args(args)
     labels = load_labels(args.input)
-    tracked = track_labels(labels, config, video=args.video)
-    save_labels(tracked, args.output)
+    result = track(labels, config, video=args.video_file, videos=args.videos)
+    save_labels(result.labels, args.output)
     if not args.quiet:
-        t = tracked.instances
-        n_tracked = int((t.track >= 0).sum())
-        print(
-            f"{args.output}: {len(tracked.tracks)} tracks, {n_tracked} of {tracked.n_instances} instances tracked",
-            file=sys.stdout,
-        )
+        print(f"{args.output}: {result.summary}", file=sys.stdout)
     return 0

@@ -385,33 +385,46 @@ def stitch_tracklets(
     # start frames of each chain, kept sorted beside it so each lookup is a bisection
     member_starts: list[list[int]] = [[int(s.start[i]) for i in chain] for chain in members]
 
-    def link(a: int, b: int) -> float:
-        return float(
-            link_costs(s, np.array([a]), b, position_sigma, motion_horizon, shape_weight, appearance_weight)[
-                0
-            ]
-        )
-
     for j in short[np.argsort(-s.count[short], kind="stable")].tolist():
-        options = []
+        # where j could go: each identity it does not overlap (one empty identity stands for all)
+        places = []
         for k in range(n_identities):
             chain = members[k]
             pos = bisect.bisect_left(member_starts[k], int(s.start[j]))
-            prev = chain[pos - 1] if pos > 0 else None
-            nxt = chain[pos] if pos < len(chain) else None
-            if (prev is not None and s.end[prev] >= s.start[j]) or (
-                nxt is not None and s.start[nxt] <= s.end[j]
-            ):
+            prev = chain[pos - 1] if pos > 0 else -1
+            nxt = chain[pos] if pos < len(chain) else -1
+            if (prev >= 0 and s.end[prev] >= s.start[j]) or (nxt >= 0 and s.start[nxt] <= s.end[j]):
                 continue  # overlaps this identity in time
-            cost = 0.0
-            if prev is not None and s.start[j] - s.end[prev] <= max_gap:
-                cost += link(prev, j)
-            if nxt is not None and s.start[nxt] - s.end[j] <= max_gap:
-                cost += link(j, nxt)
-            if prev is not None and nxt is not None and s.start[nxt] - s.end[prev] <= max_gap:
-                cost -= link(prev, nxt)
-            if not chain and any(not members[o[1]] for o in options):
+            if not chain and any(not members[o[0]] for o in places):
                 continue  # empty identities are interchangeable: one option for all of them
+            places.append((k, pos, prev, nxt))
+        # the links into, out of and across j of every place, costed in one call (same bits as one
+        # call per link)
+        src, dst = [], []
+        for _, _, prev, nxt in places:
+            if prev >= 0 and s.start[j] - s.end[prev] <= max_gap:
+                src.append(prev), dst.append(j)
+            if nxt >= 0 and s.start[nxt] - s.end[j] <= max_gap:
+                src.append(j), dst.append(nxt)
+            if prev >= 0 and nxt >= 0 and s.start[nxt] - s.end[prev] <= max_gap:
+                src.append(prev), dst.append(nxt)
+        costed = iter(
+            link_costs(
+                s, np.asarray(src, np.int64), np.asarray(dst, np.int64), position_sigma, motion_horizon,
+                shape_weight, appearance_weight,
+            ).tolist()
+            if src
+            else ()
+        )  # fmt: skip
+        options = []
+        for k, pos, prev, nxt in places:
+            cost = 0.0
+            if prev >= 0 and s.start[j] - s.end[prev] <= max_gap:
+                cost += next(costed)
+            if nxt >= 0 and s.start[nxt] - s.end[j] <= max_gap:
+                cost += next(costed)
+            if prev >= 0 and nxt >= 0 and s.start[nxt] - s.end[prev] <= max_gap:
+                cost -= next(costed)
             options.append((cost, k, pos))
         if not options:
             continue
@@ -508,3 +521,88 @@ def _flow_stitch(
             identity[i] = k
             i = int(successor[i])
     return identity
+
+
+@dataclass
+class Junction:
+    """Where identity ``identity`` continues from tracklet ``src`` (ending on ``end``) to ``dst``
+    (starting on ``start``); swapping what follows with identity ``other`` would cost ``margin`` more."""
+
+    identity: int
+    other: int
+    end: int
+    start: int
+    margin: float
+
+
+def junction_margins(
+    s: TrackletSummary,
+    identity: np.ndarray,
+    *,
+    position_sigma: float,
+    max_gap: int,
+    motion_horizon: int,
+    shape_weight: float = 0.0,
+    appearance_weight: float = 0.0,
+) -> list[Junction]:
+    """How close the stitcher came to swapping two identities at each join of a chain.
+
+    For a join ``i -> j`` of identity ``k`` and each other identity ``l`` whose chain has a gap
+    around it (``l``'s last tracklet ``i2`` ending before ``j`` starts, its next ``j2`` starting after
+    ``i`` ends), the alternative is ``k: i -> j2`` and ``l: i2 -> j``; the margin is that pair of
+    links' cost minus the chosen pair's (a chain that ends or starts there costs nothing there,
+    a link longer than ``max_gap`` cannot be made). Joins with no such alternative are left out;
+    a swap seen from both identities' joins is listed once. The margin is negative where the
+    links alone prefer the swap (hierarchical stitching inserts short tracklets one by one, and
+    covering instances earns a reward the links do not show).
+    """
+    kw = {
+        "position_sigma": position_sigma,
+        "motion_horizon": motion_horizon,
+        "shape_weight": shape_weight,
+        "appearance_weight": appearance_weight,
+    }
+    ids = np.unique(identity[identity >= 0])
+    chains = {
+        int(k): np.flatnonzero(identity == k)[np.argsort(s.start[identity == k], kind="stable")] for k in ids
+    }
+    quads: list[tuple[int, int, int, int, int, int]] = []  # (k, l, i, j, i2, j2), -1 = none
+    seen: set[tuple[int, int, int, int]] = set()
+    for k, chain in chains.items():
+        for i, j in zip(chain[:-1].tolist(), chain[1:].tolist()):
+            for l_id, other in chains.items():
+                if l_id == k:
+                    continue
+                # l's first tracklet starting after i ends, and the one before it
+                pos = int(np.searchsorted(s.start[other], s.end[i], side="right"))
+                j2 = int(other[pos]) if pos < len(other) else -1
+                i2 = int(other[pos - 1]) if pos > 0 else -1
+                if i2 >= 0 and s.end[i2] >= s.start[j]:
+                    continue  # l is busy across the whole gap: no swap there
+                key = (min(i, i2), max(i, i2), min(j, j2), max(j, j2))
+                if key in seen:
+                    continue  # the same swap, seen from l's join
+                seen.add(key)
+                quads.append((k, l_id, i, j, i2, j2))
+    if not quads:
+        return []
+    q = np.asarray(quads, dtype=np.int64)
+    k, l_id, i, j, i2, j2 = q.T
+
+    def cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Link costs ``a -> b`` (0 where either is -1; inf beyond ``max_gap``)."""
+        out = np.zeros(len(a))
+        ok = (a >= 0) & (b >= 0)
+        if ok.any():
+            out[ok] = link_costs(s, a[ok], b[ok], **kw)
+            out[ok] = np.where(s.start[b[ok]] - s.end[a[ok]] > max_gap, np.inf, out[ok])
+        return out
+
+    chosen = cost(i, j) + cost(i2, j2)
+    swapped = cost(i, j2) + cost(i2, j)
+    margin = swapped - chosen
+    keep = np.isfinite(margin)
+    return [
+        Junction(int(a), int(b), int(s.end[c]), int(s.start[d]), float(m))
+        for a, b, c, d, m in zip(k[keep], l_id[keep], i[keep], j[keep], margin[keep])
+    ]

@@ -1,6 +1,6 @@
 """Assign track identities to the instances of a ``Labels`` store.
 
-Two passes per video:
+Three steps per video:
 
 1. **Online association** (:mod:`~napari_posetrack.core.tracking.online`): candidates (``simple``
    or ``flow``, plus a constant-velocity motion prior) are matched to each frame's detections
@@ -12,41 +12,49 @@ Two passes per video:
    cut whenever the best and runner-up similarities of an association are close
    (``ambiguity_ratio``) or a node jumps far (``max_node_jump``);
    :func:`~napari_posetrack.core.tracking.stitching.stitch_tracklets` then joins them into at most
-   ``max_tracks`` identities by a global min-cost flow (optionally hierarchical:
+   ``max_tracks`` identities by a global min-cost flow (hierarchical by default:
    ``stitch_min_length``), with motion continuity across gaps and optional limb-length
-   (``shape_weight``) and image-appearance (``appearance_weight``) terms.
+   (``shape_weight``) and image-appearance (``appearance_weight``) terms. Without stitching the
+   online pass assigns tracks directly, SLEAP style: a new track starts for an unmatched detection
+   while fewer than ``max_tracks`` exist; once all exist, unmatched detections go to the tracks
+   not used on that frame (nearest last position).
+3. **Completion** (:mod:`~napari_posetrack.core.tracking.completion`), with a known number of
+   animals (``max_tracks``, or with stitching the most instances on one frame): on a frame with at
+   most that many instances every instance gets a track and no two share one; on a frame with
+   more, those that fit the tracks best are kept and the others are **rejected** with a reason
+   (the ``rejected`` column, :data:`~napari_posetrack.core.labels.REJECTION_REASONS`). Without a
+   limit and without stitching, instances no track took are rejected with their reason.
 
 Before association, instances whose limb lengths are implausible for the video
-(``shape_outlier``: parts of two animals joined into one instance) are left untracked.
+(``shape_outlier``: parts of two animals joined into one instance) have the nodes that make them
+implausible ignored (:mod:`~napari_posetrack.core.tracking.shape`); their stored poses are kept.
 
-Without stitching the online pass assigns tracks directly, SLEAP style: a new track starts for an
-unmatched detection while fewer than ``max_tracks`` exist; once all exist, unmatched detections go
-to the tracks not used on that frame (nearest last position).
-
-Instances that get no identity (more detections on a frame than ``max_tracks``, too few points to
-start a track, stitching left them out) are **kept** with ``track = -1``: tracking never deletes
-predictions. Use ``Labels.delete`` on rows with ``track == -1`` to drop them.
+Tracking never deletes or moves predictions: rejected instances stay in the store with
+``track = -1``. :func:`track` also returns a :class:`~napari_posetrack.core.tracking.summary.TrackingSummary`
+of what it did; :func:`track_labels` returns the labels only.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, FileFormatError
+from ..errors import ConfigError, FileFormatError, PoseTrackError
 from ..labels import NO_TRACK, PREDICTED, USER, Labels, Track
 from .candidates import CANDIDATES
+from .completion import complete_identities, reject_untracked, step_spread
 from .flow import FlowParams, gray_frames, shift_points
 from .matching import MATCHINGS
 from .online import OnlinePass
+from .shape import distrusted_nodes, limb_z, node_doubt
 from .similarity import SIMILARITIES, PoseSimilarity, centroids
-from .stitching import add_appearance, limb_lengths, stitch_tracklets, summarise_tracklets
+from .stitching import add_appearance, junction_margins, limb_lengths, stitch_tracklets, summarise_tracklets
+from .summary import N_UNCERTAIN, Decision, TrackingSummary
 
 ProgressCallback = Callable[[int, int], Any]
 
@@ -84,8 +92,9 @@ class TrackerConfig:
         When stitching, cut a tracklet where any node moves more than this many ``distance_scale``
         from its expected position (``None`` = never).
     shape_outlier
-        Leave untracked the instances with a limb length more than this many robust standard
-        deviations (1.4826 MAD) from that limb's median in the video (``None`` = keep all).
+        An instance with a limb length more than this many robust standard deviations (1.4826 MAD)
+        from that limb's median in the video joins parts of several animals: association ignores
+        the nodes that make it implausible (``None`` = trust every node).
     distance_scale
         Pixel scale of the distance kernels; ``None`` = the median instance radius of the video.
     stitch_max_gap
@@ -95,9 +104,11 @@ class TrackerConfig:
     stitch_min_length
         Hierarchical stitching: tracklets with at least this many instances are stitched globally
         first, shorter ones are then inserted where they fit (0 = one global pass over all
-        tracklets). On the fly clip with bad stretches of detections, 10 (with
-        ``stitch_motion_horizon=30``) gives 4-6 switches for every similarity/matching instead of
-        6-10, but on crowded crossings of the synthetic sample it does a little worse than 0.
+        tracklets). The default 7 (with ``stitch_motion_horizon=30``) keeps every similarity and
+        matching on the fly clip from a long identity swap (0 lets iou and oks swap the two flies
+        for hundreds of frames there) and every configuration but iou from switches on the
+        synthetic crossings; 10 does as well on the clip and worse on the crossings, 5 the
+        reverse (``bench/tracker_switches.py``).
     stitch_motion_horizon
         Largest number of frames a tracklet's end velocity is extrapolated over a gap.
     stitch_insert_margin
@@ -124,12 +135,12 @@ class TrackerConfig:
     stitch: bool = True
     ambiguity_ratio: float = 0.5
     max_node_jump: float | None = 3.0
-    shape_outlier: float | None = 6.0
+    shape_outlier: float | None = 4.0
     distance_scale: float | None = None
     stitch_max_gap: int = 250
     stitch_reward: float = 20.0
-    stitch_min_length: int = 0
-    stitch_motion_horizon: int = 3
+    stitch_min_length: int = 7
+    stitch_motion_horizon: int = 30
     stitch_insert_margin: float = 2.0
     shape_weight: float = 0.0
     appearance_weight: float = 0.0
@@ -156,7 +167,10 @@ class TrackerConfig:
         if self.window < 1:
             raise ConfigError(f"tracker window must be >= 1 frame, got {self.window}")
         if self.max_tracks is not None and self.max_tracks < 1:
-            raise ConfigError(f"tracker max_tracks must be >= 1 or None, got {self.max_tracks}")
+            raise ConfigError(
+                f"tracker max_tracks (the number of animals) must be at least 1, or None for no limit; "
+                f"got {self.max_tracks}"
+            )
         if self.min_points < 0:
             raise ConfigError(f"tracker min_points must be >= 0, got {self.min_points}")
         if not 0.0 <= self.min_similarity <= 1.0:
@@ -218,13 +232,19 @@ def shape_outliers(
         return np.zeros(len(points), dtype=bool)
     if lengths is None:
         lengths = limb_lengths(points, edges)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        median = np.nanmedian(lengths, axis=0)
-        mad = 1.4826 * np.nanmedian(np.abs(lengths - median), axis=0)
-    mad = np.where(np.isfinite(mad), np.maximum(mad, 0.05 * np.nan_to_num(median, nan=1.0) + 1e-6), np.inf)
-    z = np.abs(lengths - median) / mad
-    return (np.nan_to_num(z, nan=0.0) > threshold).any(axis=1)
+    return (np.nan_to_num(limb_z(lengths), nan=0.0) > threshold).any(axis=1)
+
+
+class TrackingInputError(PoseTrackError, ValueError):
+    """The labels cannot be tracked as asked (nothing to track, no such video, too few tracks)."""
+
+
+@dataclass
+class TrackingResult:
+    """What :func:`track` returns: the tracked copy of the labels and what was done."""
+
+    labels: Labels
+    summary: TrackingSummary
 
 
 def _kind_mask(labels: Labels, kind: str) -> np.ndarray:
@@ -236,13 +256,96 @@ def _kind_mask(labels: Labels, kind: str) -> np.ndarray:
     return np.ones(len(t), dtype=bool)
 
 
-def track_labels(
+def select_videos(labels: Labels, videos: Iterable[int | str] | None) -> list[int]:
+    """Indices of the videos named in ``videos`` (``None`` = all), in store order.
+
+    Each entry is a video index, a file name (``clip.mp4``; the folder name for image folders),
+    or a path as stored. Raises :class:`TrackingInputError` naming an entry that matches no video,
+    or a file name two videos share (then give the path).
+    """
+    if videos is None:
+        return list(range(len(labels.videos)))
+    chosen: set[int] = set()
+    listing = ", ".join(f"{i}: {v.name}" for i, v in enumerate(labels.videos)) or "none"
+    for entry in [videos] if isinstance(videos, (int, str)) else videos:
+        if isinstance(entry, (int, np.integer)) or (isinstance(entry, str) and entry.isdigit()):
+            index = int(entry)
+            if not 0 <= index < len(labels.videos):
+                raise TrackingInputError(
+                    f"no video {index}: the labels hold {len(labels.videos)} ({listing})"
+                )
+            chosen.add(index)
+            continue
+        named = [i for i, v in enumerate(labels.videos) if v.name == entry]
+        if not named:
+            named = [i for i, v in enumerate(labels.videos) if v.matches_path(entry)]
+        if not named:
+            raise TrackingInputError(f"no video named {entry!r} in the labels (videos: {listing})")
+        if len(named) > 1:
+            raise TrackingInputError(
+                f"{len(named)} videos are named {entry!r}; give the path or the index instead ({listing})"
+            )
+        chosen.add(named[0])
+    return sorted(chosen)
+
+
+def check_input(labels: Labels, config: TrackerConfig, videos: Iterable[int | str] | None = None) -> None:
+    """Raise :class:`TrackingInputError` saying what to do when :func:`track` would refuse this input.
+
+    Callers that track after a long step (prediction) can check before it.
+    """
+    video_ids = select_videos(labels, videos)
+    _check_input(
+        labels,
+        config,
+        video_ids,
+        _kind_mask(labels, config.kind) & np.isin(labels.instances.video, video_ids),
+    )
+
+
+def _check_input(labels: Labels, config: TrackerConfig, video_ids: list[int], selected: np.ndarray) -> None:
+    """Refuse, with a message saying what to do, input that cannot be tracked as asked."""
+    t = labels.instances
+    names = ", ".join(labels.videos[v].name for v in video_ids) or "no video"
+    if not selected.any():
+        what = "" if config.kind == "all" else f"{config.kind} "
+        here = np.isin(t.video, video_ids)
+        present = [
+            (int((t.kind[here] == code).sum()), name)
+            for code, name in ((PREDICTED, "predicted"), (USER, "user"))
+        ]
+        hint = "; ".join(
+            f"{count} {name} instances are there (track them with kind '{name}', --kind {name})"
+            for count, name in present
+            if count
+        )
+        raise TrackingInputError(f"no {what}instances to track in {names}" + (f"; {hint}" if hint else ""))
+    if config.max_tracks is None:
+        return
+    user = np.flatnonzero((t.kind == USER) & np.isin(t.video, video_ids))
+    if len(user) == 0:
+        return
+    key = t.video[user].astype(np.int64) * (int(t.frame[user].max()) + 1) + t.frame[user]
+    uniq, count = np.unique(key, return_counts=True)
+    worst = int(np.argmax(count))
+    if count[worst] > config.max_tracks:
+        row = user[np.flatnonzero(key == uniq[worst])[0]]
+        raise TrackingInputError(
+            f"max tracks is {config.max_tracks}, but frame {int(t.frame[row])} of "
+            f"{labels.videos[int(t.video[row])].name} has {int(count[worst])} labelled animals (user "
+            f"instances): set max tracks to at least {int(count[worst])}"
+        )
+
+
+def track(
     labels: Labels,
     config: TrackerConfig | None = None,
     video: Any = None,
     progress: ProgressCallback | None = None,
-) -> Labels:
-    """Return a copy of ``labels`` whose instances (of ``config.kind``) carry new track identities.
+    *,
+    videos: Iterable[int | str] | None = None,
+) -> TrackingResult:
+    """Track a copy of ``labels``: its instances of ``config.kind`` in ``videos`` get new identities.
 
     Parameters
     ----------
@@ -251,24 +354,40 @@ def track_labels(
     config
         Tracker options (defaults: :class:`TrackerConfig`).
     video
-        For ``flow`` candidates: an open ``VideoReader`` or a path used instead of the store's
-        video files (meant for single-video stores); ``None`` opens ``labels.videos[v]``.
+        For ``flow`` candidates and appearance: an open ``VideoReader`` or a path used instead of
+        the store's video files (meant for single-video stores); ``None`` opens ``labels.videos[v]``.
     progress
         Called as ``progress(frames_done, frames_total)`` during the online pass.
+    videos
+        Which videos to track (indices, file names or paths; see :func:`select_videos`);
+        ``None`` = all. Instances of other videos keep their tracks.
 
-    Existing tracks of re-tracked instances are replaced by ``track_0 ... track_{n-1}`` (shared by
-    all videos); tracks no instance uses any more are removed. Untracked instances keep ``-1``.
+    New identities are named ``track_0 ... track_{n-1}`` and shared by all videos (an old track of
+    that name that instances of other videos still use is the same track); tracks no instance uses
+    any more are removed. Every tracked instance ends on a track or with a ``rejected`` reason.
+
+    Raises
+    ------
+    TrackingInputError
+        No instance of ``config.kind`` in the chosen videos, a name that matches no video, or a
+        labelled frame with more user instances than ``config.max_tracks``. Nothing is tracked.
+    ConfigError
+        An invalid option.
     """
     config = config or TrackerConfig()
     config.validate()
+    video_ids = select_videos(labels, videos)
+    t_in = labels.instances
+    selected = _kind_mask(labels, config.kind) & np.isin(t_in.video, video_ids)
+    _check_input(labels, config, video_ids, selected)
     out = labels.copy()
     t = out.instances
-    selected = _kind_mask(out, config.kind)
     old_tracks = list(out.tracks)
     new_track = np.full(len(t), NO_TRACK, dtype=np.int64)
     score = np.zeros(len(t), dtype=np.float32)
-    video_ids = np.unique(t.video[selected]) if selected.any() else np.zeros(0, np.int64)
-    total_frames = int(sum(len(np.unique(t.frame[selected & (t.video == v)])) for v in video_ids))
+    rejected = np.zeros(len(t), dtype=np.int8)
+    tracked_videos = np.unique(t.video[selected])
+    total_frames = int(sum(len(np.unique(t.frame[selected & (t.video == v)])) for v in tracked_videos))
     done = [0]
 
     def step_progress(n: int) -> None:
@@ -276,34 +395,71 @@ def track_labels(
         if progress is not None:
             progress(done[0], total_frames)
 
+    summary = TrackingSummary(
+        videos=[out.videos[v].name for v in tracked_videos.tolist()], kind=config.kind, stitch=config.stitch
+    )
     n_identities = 0
-    for v in video_ids.tolist():
+    for v in tracked_videos.tolist():
         rows = np.flatnonzero(selected & (t.video == v))
         rows = rows[np.argsort(t.frame[rows], kind="stable")]
         pts = t.points[rows].copy()
         pts[~t.visible[rows]] = np.nan
-        identity, match_score = _track_video(
-            out, v, rows, pts, t.frame[rows], t.score[rows], config, video, step_progress
+        result = _track_video(
+            out,
+            v,
+            rows,
+            pts,
+            t.frame[rows],
+            t.score[rows],
+            config,
+            video,
+            step_progress,
         )
-        new_track[rows] = identity
-        score[rows] = match_score
-        n_identities = max(n_identities, int(identity.max(initial=-1)) + 1)
+        new_track[rows] = result.identity
+        score[rows] = result.score
+        rejected[rows] = result.reason
+        n_identities = max(n_identities, int(result.identity.max(initial=-1)) + 1)
+        summary.n_tracklets += result.n_tracklets
+        summary.n_stitched += result.n_stitched
+        summary.n_filled += result.n_filled
+        summary.n_forced += result.n_forced
+        summary.add_decisions(result.decisions)
 
-    # rows we did not track keep their old track; old tracks follow the new ones, unused ones go
-    base = n_identities
+    # rows we did not track keep their old track (merged by name with the new ones); unused ones go
+    names = [f"track_{k}" for k in range(n_identities)]
     old_track = t.track.copy()
-    kept_old = ~selected & (old_track >= 0)
-    used_old = np.unique(old_track[kept_old])
+    used_old = np.unique(old_track[~selected & (old_track >= 0)])
     remap = np.full(len(old_tracks) + 1, NO_TRACK, dtype=np.int64)
-    remap[used_old] = base + np.arange(len(used_old))
-    out.tracks = [Track(f"track_{k}") for k in range(n_identities)] + [
-        Track(old_tracks[i].name, old_tracks[i].spawned_on) for i in used_old.tolist()
-    ]
-    final = np.where(selected, new_track, remap[old_track])
-    t.track[:] = final
+    extra: list[Track] = []
+    for i in used_old.tolist():
+        if old_tracks[i].name in names:
+            remap[i] = names.index(old_tracks[i].name)
+        else:
+            remap[i] = n_identities + len(extra)
+            extra.append(Track(old_tracks[i].name, old_tracks[i].spawned_on))
+    out.tracks = [Track(name) for name in names] + extra
+    t.track[:] = np.where(selected, new_track, remap[old_track])
     t.tracking_score[selected] = score[selected]
+    t.rejected[selected] = rejected[selected]
     out.provenance["tracker"] = config.to_dict()
-    return out
+    summary.tracks = names
+    summary.n_instances = int(selected.sum())
+    summary.n_assigned = int((new_track[selected] >= 0).sum())
+    codes, counts = np.unique(rejected[selected & (new_track < 0)], return_counts=True)
+    summary.rejected = {int(c): int(n) for c, n in zip(codes, counts)}
+    return TrackingResult(out, summary)
+
+
+def track_labels(
+    labels: Labels,
+    config: TrackerConfig | None = None,
+    video: Any = None,
+    progress: ProgressCallback | None = None,
+    *,
+    videos: Iterable[int | str] | None = None,
+) -> Labels:
+    """:func:`track`'s labels only (same parameters)."""
+    return track(labels, config, video, progress, videos=videos).labels
 
 
 def _open_frames(labels: Labels, v: int, video: Any):
@@ -327,25 +483,33 @@ def _track_video(
     config: TrackerConfig,
     video: Any,
     step_progress: Callable[[int], None],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Identities (``-1`` = none) and match similarities for the rows of one video, sorted by frame."""
+) -> _VideoResult:
+    """Identities, tracking scores, rejection reasons and counts for the rows of one video (sorted by frame)."""
     n = len(rows)
     edges = labels.skeleton.edge_array()
     n_present = (~np.isnan(pts[..., 0])).sum(axis=1)
+    outlier = np.zeros(n, dtype=bool)
     # per-instance features computed once for the video: outlier test, scale, online pass and
     # stitcher all read them
     need_lengths = config.stitch or (config.shape_outlier is not None and len(edges) > 0)
     lengths = limb_lengths(pts, edges) if need_lengths else None
-    if config.shape_outlier is not None:
+    if config.shape_outlier is not None and len(edges) and n:
         # instances whose limbs are far longer or shorter than usual mix parts of several animals:
-        # they would drag a track onto the wrong animal, so they are left untracked
-        n_present = np.where(shape_outliers(pts, edges, config.shape_outlier, lengths), 0, n_present)
-        emptied = n_present == 0
-        if emptied.any():
+        # association ignores the nodes that make them implausible (see .shape)
+        z = limb_z(lengths)
+        outlier = (np.nan_to_num(z, nan=0.0) > config.shape_outlier).any(axis=1)
+        if outlier.any():
+            doubt = np.broadcast_to(node_doubt(edges, pts.shape[1]), (int(outlier.sum()), pts.shape[1]))
+            drop = distrusted_nodes(z[outlier], edges, config.shape_outlier, doubt)
             pts = pts.copy()
-            pts[emptied] = np.nan
-        if lengths is not None:
-            lengths[emptied] = np.nan  # what limb_lengths gives for the emptied instances
+            trusted = pts[outlier]
+            trusted[drop] = np.nan
+            pts[outlier] = trusted
+            n_present[outlier] = (~np.isnan(trusted[..., 0])).sum(axis=1)
+            # limbs of an ignored node are missing, as limb_lengths would give them
+            limbs = lengths[outlier]
+            limbs[drop[:, edges[:, 0]] | drop[:, edges[:, 1]]] = np.nan
+            lengths[outlier] = limbs
     centroid = centroids(pts)
     scale = config.distance_scale or instance_radius(pts, centroid)
     sigmas = labels.skeleton.node_sigmas if config.similarity == "oks" else None
@@ -362,11 +526,18 @@ def _track_video(
     else:
         online.run(step_progress)
     unit, match_score = online.unit, online.match_score
-    if not config.stitch:
-        return unit, match_score
     n_id = config.max_tracks
-    if n_id is None:
+    if n_id is None and config.stitch:
         n_id = int(online.counts.max()) if n else 0
+    name = labels.videos[v].name
+    if not config.stitch:
+        n_units = online.state.n
+        if n_id is None:
+            identity, reason = reject_untracked(unit, pts, outlier)
+            return _VideoResult(identity, match_score, reason, n_units)
+        return _complete(
+            unit, match_score, frames, pts, outlier, det_scores, n_id, scale, config, centroid, name, n_units
+        )
     summary, unit_ids = summarise_tracklets(unit, frames, pts, edges, centroid=centroid, lengths=lengths)
     if config.appearance_weight > 0 and len(unit_ids):
         reader, owned = _open_frames(labels, v, video)
@@ -390,7 +561,105 @@ def _track_video(
     lut = np.full(max(online.state.n, 1), -1, dtype=np.int64)
     lut[unit_ids] = ident
     identity = np.where(unit >= 0, lut[np.maximum(unit, 0)], -1)
-    return identity, match_score
+    result = _complete(
+        identity,
+        match_score,
+        frames,
+        pts,
+        outlier,
+        det_scores,
+        n_id,
+        scale,
+        config,
+        centroid,
+        name,
+        len(unit_ids),
+    )
+    result.n_stitched = int((ident >= 0).sum())
+    joins = junction_margins(
+        summary,
+        ident,
+        position_sigma=scale,
+        max_gap=config.stitch_max_gap,
+        motion_horizon=config.stitch_motion_horizon,
+        shape_weight=config.shape_weight,
+        appearance_weight=config.appearance_weight,
+    )
+    joins.sort(key=lambda j: j.margin)
+    result.decisions += [
+        Decision(
+            name,
+            j.start,
+            f"track_{j.identity} joined across frames {j.end}-{j.start}; handing what follows to "
+            f"track_{j.other} instead",
+            j.margin,
+        )
+        for j in joins[:N_UNCERTAIN]
+    ]
+    return result
+
+
+@dataclass
+class _VideoResult:
+    """What tracking one video gave, row by row (rows sorted by frame), and its counts."""
+
+    identity: np.ndarray
+    score: np.ndarray
+    reason: np.ndarray
+    n_tracklets: int = 0
+    n_stitched: int = 0
+    n_filled: int = 0
+    n_forced: int = 0
+    decisions: list[Decision] = field(default_factory=list)
+
+
+def _complete(
+    identity: np.ndarray,
+    match_score: np.ndarray,
+    frames: np.ndarray,
+    points: np.ndarray,
+    outlier: np.ndarray,
+    det_scores: np.ndarray,
+    n_id: int,
+    scale: float,
+    config: TrackerConfig,
+    centroid: np.ndarray,
+    name: str,
+    n_tracklets: int,
+) -> _VideoResult:
+    """Every row on one of ``n_id`` identities or rejected with a reason (see :mod:`.completion`)."""
+    done = complete_identities(
+        identity,
+        frames,
+        points,
+        n_identities=n_id,
+        position_sigma=scale,
+        step_sigma=step_spread(identity, frames, centroid),
+        max_gap=config.stitch_max_gap,
+        outlier=outlier,
+        scores=det_scores,
+    )
+    score = np.where(done.filled, done.fit, match_score).astype(np.float32)
+    choices = sorted(done.choices, key=lambda c: c.margin)[:N_UNCERTAIN]
+    decisions = [
+        Decision(
+            name,
+            c.frame,
+            f"instance at ({centroid[c.row, 0]:.0f}, {centroid[c.row, 1]:.0f}) put on track_{c.identity}, "
+            + (f"not track_{c.alternative}" if c.alternative >= 0 else "not rejected"),
+            c.margin,
+        )
+        for c in choices
+    ]
+    return _VideoResult(
+        done.identity,
+        score,
+        done.reason,
+        n_tracklets,
+        n_filled=int(done.filled.sum()),
+        n_forced=int(done.forced.sum()),
+        decisions=decisions,
+    )
 
 
 def _flow_pass(
