@@ -354,3 +354,15 @@ def test_putting_a_rejected_instance_on_a_track_clears_its_reason() -> None:
     assert out.instances.rejected[row] == REJECT_SURPLUS
     out.update(row, track=1)
     assert out.instances.rejected[row] == 0 and out.instances.track[row] == 1
+
+
+def test_predict_and_track_checks_max_tracks_before_predicting(small_sample, single_instance_run, tmp_path):
+    """`posetrack predict --track` refuses a too-small max tracks before inference, not after it."""
+    from napari_posetrack.core.inference.api import predict_to_file
+    from napari_posetrack.core.inference.pipelines import InferenceOptions
+    from napari_posetrack.core.tracking.tracker import TrackerConfig, TrackingInputError
+
+    with pytest.raises(TrackingInputError, match="max tracks is 1, but frame .* has 2 labelled animals"):
+        predict_to_file(small_sample["labels"], [single_instance_run], tmp_path / "out.slp",
+                        options=InferenceOptions(device="cpu"), tracker=TrackerConfig(max_tracks=1))
+    assert list(tmp_path.iterdir()) == []  # no output and no prediction journal: inference never started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from napari_posetrack.core.errors import MissingFileError
 from napari_posetrack.core.inference.frames import select_frames
 from napari_posetrack.core.inference.pipelines import InferenceOptions, Pipeline, load_pipeline, pipeline_skeleton_check
 from napari_posetrack.core.inference.predictor import add_predictions, predict_frames
-from napari_posetrack.core.labels import Labels
+from napari_posetrack.core.labels import PREDICTED, Labels
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".webm")
 
@@ -111,11 +112,19 @@ def predict_to_file(
 
     pipeline = load_pipeline(run_dirs, options)
     labels = labels_for_input(input_path, pipeline)
+    if tracker is not None:
+        from napari_posetrack.core.tracking.tracker import check_max_tracks
+
+        check_max_tracks(labels, tracker)  # before the long step, not after it
     predict_labels(labels, pipeline, target=target, output=output, progress=progress)
     if tracker is not None:
         from napari_posetrack.core.tracking.tracker import track_labels
 
-        labels = track_labels(labels, tracker)
+        if (labels.instances.kind == PREDICTED).any():
+            labels = track_labels(labels, tracker)
+        else:
+            warnings.warn(f"{input_path}: the model predicted no instances, so nothing was tracked", UserWarning,
+                          stacklevel=2)
     save_labels(labels, output)
     for v in range(len(labels.videos)):
         journal_path_for(output, v).unlink(missing_ok=True)

@@ -320,8 +320,15 @@ def _check_input(labels: Labels, config: TrackerConfig, video_ids: list[int], se
             if count
         )
         raise TrackingInputError(f"no {what}instances to track in {names}" + (f"; {hint}" if hint else ""))
+    check_max_tracks(labels, config, video_ids)
+
+
+def check_max_tracks(labels: Labels, config: TrackerConfig, video_ids: Iterable[int] | None = None) -> None:
+    """Refuse a max tracks below the number of animals labelled on one frame (checkable before predicting)."""
     if config.max_tracks is None:
         return
+    t = labels.instances
+    video_ids = list(range(len(labels.videos))) if video_ids is None else list(video_ids)
     user = np.flatnonzero((t.kind == USER) & np.isin(t.video, video_ids))
     if len(user) == 0:
         return
