@@ -79,7 +79,7 @@ def test_matches_sleap_io_export_of_clip(flies: Path, clip: Labels, tmp_path: Pa
     ours = tmp_path / "ours.h5"
     save_analysis_h5(clip, ours)
     with h5py.File(theirs, "r") as a, h5py.File(ours, "r") as b:
-        assert set(a.keys()) == set(b.keys())
+        assert set(a.keys()) | {"frame_times"} == set(b.keys())  # ours adds each frame's time in seconds
         for name in ("tracks", "track_occupancy", "point_scores", "instance_scores", "tracking_scores"):
             assert a[name].shape == b[name].shape, name
             assert a[name].dtype == b[name].dtype, name
@@ -200,6 +200,7 @@ def test_tidy_csv(tmp_path: Path) -> None:
     assert list(df.columns) == [
         "video",
         "frame",
+        "time",
         "track",
         "node",
         "x",
@@ -255,3 +256,49 @@ def test_bad_files(tmp_path: Path) -> None:
         f["node_names"] = np.array([b"a", b"b"])
     with pytest.raises(FileFormatError, match="2 nodes"):
         load_analysis_h5(bad_shape)
+
+
+def test_exports_carry_time_in_seconds_from_the_videos_own_timestamps(clip: Labels, tmp_path: Path) -> None:
+    """Constant rate (the real clip at 25 fps), variable rate (irregular pts), and a missing video."""
+    import pandas as pd
+
+    sub = clip.subset(np.flatnonzero(clip.instances.frame < 20))
+    save_tidy_csv(sub, tmp_path / "clip.csv")
+    df = pd.read_csv(tmp_path / "clip.csv")
+    np.testing.assert_allclose(df.time, df.frame / 25.0, atol=1e-9)
+    save_analysis_h5(sub, tmp_path / "clip.h5")
+    with h5py.File(tmp_path / "clip.h5") as f:
+        times = f["frame_times"][:]
+        assert f.attrs["fps"] == pytest.approx(25.0) and len(times) == f["track_occupancy"].shape[0]
+    np.testing.assert_allclose(times, np.arange(len(times)) / 25.0, atol=1e-9)
+    assert load_analysis_h5(tmp_path / "clip.h5").n_instances == sub.n_instances  # still loads
+
+    av = pytest.importorskip("av")
+    times_ms = np.array([0, 40, 80, 200, 240, 700, 740, 780])  # gaps at frames 3 and 5
+    video = tmp_path / "vfr.mp4"
+    with av.open(str(video), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.time_base = __import__("fractions").Fraction(1, 1000)
+        for i, ms in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = int(ms), stream.time_base
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    vfr = Labels(Skeleton(["a", "b"], [(0, 1)]), [Video(str(video))])
+    vfr.add_instances(0, np.arange(8), np.ones((8, 2, 2)))
+    save_tidy_csv(vfr, tmp_path / "vfr.csv")
+    from napari_posetrack.core.video import open_video
+
+    with open_video(video) as reader:
+        stamps = reader.timestamps  # the reader's exactness on VFR files is tested in tests/video
+    exported = pd.read_csv(tmp_path / "vfr.csv").time.to_numpy()[::2]
+    np.testing.assert_allclose(exported, stamps, atol=1e-9)
+    assert np.ptp(np.diff(exported)) > 0.3  # the gaps survive: not frame / fps
+
+    gone = Labels(Skeleton(["a", "b"], [(0, 1)]), [Video(str(tmp_path / "moved.mp4"))])
+    gone.add_instances(0, [0, 1], np.ones((2, 2, 2)))
+    save_tidy_csv(gone, tmp_path / "gone.csv")
+    assert pd.read_csv(tmp_path / "gone.csv").time.isna().all()  # no file, no rate: no made-up times

@@ -32,7 +32,9 @@ Which instance fills slot ``(frame, track)``:
   :func:`load_analysis_h5` restores them as untracked instances.
 
 Frames run from 0 to the end of the video (its ``n_frames`` when known, else the last labelled
-frame). On loading, an instance whose instance score and point scores are all NaN is a user
+frame). ``frame_times`` (``(n_frames,)`` float64) holds each frame's presentation time in seconds
+from the first frame, read from the video's own timestamps (exact for variable frame rates), or
+``frame / fps`` when the file is absent; ``fps`` (attribute) the nominal rate; both NaN when unknown. On loading, an instance whose instance score and point scores are all NaN is a user
 instance (that is how user instances are written); everything else is a prediction.
 """
 
@@ -50,7 +52,7 @@ from napari_posetrack.core.errors import FileFormatError, MissingFileError, atom
 from napari_posetrack.core.io.slp_carry import CARRY_KEY
 from napari_posetrack.core.labels import KIND_NAMES, NO_TRACK, PREDICTED, USER, Labels, Skeleton, Video
 
-__all__ = ["analysis_slots", "load_analysis_h5", "save_analysis_h5", "save_tidy_csv"]
+__all__ = ["analysis_slots", "frame_times", "load_analysis_h5", "save_analysis_h5", "save_tidy_csv"]
 
 # stored axis order of the "matlab" preset, as positions of canonical (frame, track, node, xy)
 _MATLAB_DIMS = {
@@ -171,6 +173,35 @@ def _transpose_axes(src: list[str], dst: list[str]) -> list[int]:
     return [src.index(d) for d in dst]
 
 
+def frame_times(labels: Labels, video: int, n_frames: int) -> tuple[np.ndarray, float]:
+    """``(seconds of frames 0 .. n_frames - 1, nominal fps)`` of a video; NaN where unknown.
+
+    The video's own timestamps when its file opens (variable frame rates stay exact); else
+    ``frame / fps`` from the stored rate. Frames past the end of the file count on at the nominal rate.
+    """
+    v = labels.videos[video]
+    fps = float(v.fps) if v.fps else float("nan")
+    times = np.full(n_frames, np.nan)
+    stamps = None
+    if v.backend != "embedded" and v.exists:
+        from napari_posetrack.core.video import open_video
+
+        try:
+            with open_video(v) as reader:
+                stamps = reader.timestamps
+                fps = float(reader.fps) if reader.fps else fps
+        except (OSError, ValueError):  # an unreadable video still exports its poses, without times
+            stamps = None
+    if stamps is not None and len(stamps):
+        n = min(len(stamps), n_frames)
+        times[:n] = stamps[:n]
+        if n < n_frames and np.isfinite(fps):
+            times[n:] = stamps[n - 1] + np.arange(1, n_frames - n + 1) / fps
+    elif np.isfinite(fps):
+        times[:] = np.arange(n_frames) / fps
+    return times, fps
+
+
 def save_analysis_h5(
     labels: Labels, path: str | os.PathLike[str], video: int = 0, *, labels_path: str | None = None
 ) -> None:
@@ -210,6 +241,9 @@ def save_analysis_h5(
         f.create_dataset("labels_path", data=src)
         f.create_dataset("video_path", data=labels.videos[video].filename)
         f.create_dataset("video_ind", data=int(video))
+        times, fps = frame_times(labels, video, len(slot_rows))
+        f.create_dataset("frame_times", data=times)
+        f.attrs["fps"] = fps
         # the SLEAP parts carried for .slp saves are no provenance (and are not JSON)
         provenance = {k: v for k, v in labels.provenance.items() if k != CARRY_KEY}
         f.create_dataset("provenance", data=json.dumps(provenance, default=str))
@@ -351,7 +385,8 @@ def save_tidy_csv(labels: Labels, path: str | os.PathLike[str], video: int | Non
     """Write poses as a tidy CSV: one row per frame, track and node.
 
     Columns: ``video`` (the video's file name, or its full path when two videos share a name),
-    ``frame``, ``track`` (track name; pseudo-track names for untracked instances, as in the
+    ``frame``, ``time`` (seconds from the video's first frame, from its own timestamps; empty when
+    unknown), ``track`` (track name; pseudo-track names for untracked instances, as in the
     analysis HDF5 export), ``node``, ``x``, ``y`` (empty when the node is missing), ``score``
     (point score, empty for user instances), ``instance_score``, ``kind`` (``user`` /
     ``predicted``). Only occupied (frame, track) slots are written; the instance chosen for each
@@ -377,6 +412,7 @@ def save_tidy_csv(labels: Labels, path: str | os.PathLike[str], video: int | Non
         n = len(fr) * labels.n_nodes
         if n == 0:
             continue
+        times, _ = frame_times(labels, v, len(slot_rows))
         node_idx = np.tile(np.arange(labels.n_nodes), len(fr))
         fr_rep = np.repeat(fr, labels.n_nodes)
         sl_rep = np.repeat(sl, labels.n_nodes)
@@ -386,6 +422,7 @@ def save_tidy_csv(labels: Labels, path: str | os.PathLike[str], video: int | Non
                 {
                     "video": np.full(n, names[v], dtype=object),
                     "frame": fr_rep,
+                    "time": times[fr_rep],
                     "track": np.asarray(slot_names, dtype=object)[sl_rep],
                     "node": nodes[node_idx],
                     "x": arrays["tracks"][fr_rep, sl_rep, node_idx, 0],
@@ -396,7 +433,7 @@ def save_tidy_csv(labels: Labels, path: str | os.PathLike[str], video: int | Non
                 }
             )
         )
-    columns = ["video", "frame", "track", "node", "x", "y", "score", "instance_score", "kind"]
+    columns = ["video", "frame", "time", "track", "node", "x", "y", "score", "instance_score", "kind"]
     table = pd.concat(frames_out, ignore_index=True) if frames_out else pd.DataFrame(columns=columns)
     with atomic_write(path) as tmp:
         # repr-exact floats: the CSV holds the same coordinates as the labels
