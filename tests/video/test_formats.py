@@ -83,11 +83,13 @@ FORMATS = [
         "yuv420p10le",
         id="10bit-yuv420p-h264-gray",
     ),
+    # An odd height; the width stays even: FFmpeg's gray10 -> 8-bit conversion returns different pixels
+    # from run to run at odd widths (PyAV 18.1, seen here with plain PyAV too), so no oracle exists there.
     pytest.param(
         "gray10.mkv",
-        {"size": (97, 129), "pix_fmt": "gray10le", "codec": "ffv1", "n_frames": 5, "gray": True},
+        {"size": (97, 128), "pix_fmt": "gray10le", "codec": "ffv1", "n_frames": 5, "gray": True},
         "gray10le",
-        id="97x129-gray10-ffv1",
+        id="97x128-gray10-ffv1",
     ),
 ]
 
