@@ -179,16 +179,23 @@ def test_track_after_predicting_and_track_only(make_napari_viewer, qtbot, sample
     widget, viewer = _widget(make_napari_viewer, qtbot, _user_only(sample["labels"]), runs_folder)
     project = project_for(viewer)
     widget.track_check.setChecked(True)
-    widget.tracker_form.set_values({"window": 3, "max_tracks": 1, "stitch": False})
     widget.target_combo.setCurrentText("Frame range")
     widget.range_start_spin.setValue(0)
     widget.range_stop_spin.setValue(9)
+    # fewer tracks than the animals labelled on a frame is refused before predicting, nothing changes
+    widget.tracker_form.set_values({"window": 3, "max_tracks": 1, "stitch": False})
+    n_errors = len(_errors())
+    widget.predict_button.click()
+    _wait_done(qtbot, widget)
+    assert len(_errors()) == n_errors + 1 and "set max tracks to at least 2" in _errors()[-1]
+    assert not (project.labels.instances.kind == PREDICTED).any()
+    widget.tracker_form.set_values({"window": 3, "max_tracks": 2, "stitch": False})
     widget.predict_button.click()
     _wait_done(qtbot, widget)
     t = project.labels.instances
     predicted = t.kind == PREDICTED
     assert predicted.sum() == 10 and (t.track[predicted] >= 0).all()
-    assert len(np.unique(t.track[predicted])) == 1  # max_tracks=1: one identity for one animal
+    assert len(np.unique(t.track[predicted])) == 1  # one animal followed through ten frames: one identity
     # Track only, on the user instances this time (two animals, ten frames)
     widget.tracker_form.set_values({"kind": "user", "max_tracks": 2, "stitch": True})
     for instance in t.instance_id[t.kind == USER]:
