@@ -315,14 +315,15 @@ def test_compare_models_tab_scores_a_trained_model(tools, runs_folder, qtbot, sc
     qtbot.waitUntil(lambda: bool(tab.results) and tab.run_button.isEnabled(), timeout=WAIT_MS)
     expected = compare_models(runs_folder, options=InferenceOptions(device="cpu", peak_threshold=0.0))
     assert tab.table.rowCount() == len(expected) == 1
-    assert table_column(tab.table, 1) == ["single_instance"]
-    assert table_column(tab.table, 2) == [str(expected[0]["validation_frames"])]
+    assert table_column(tab.table, 1) == [expected[0]["architecture"]] and expected[0]["architecture"].startswith("unet/")
+    assert table_column(tab.table, 2) == ["single_instance"]
+    assert table_column(tab.table, 3) == [str(expected[0]["validation_frames"])]
     # a model trained for 2 batches predicts far from the labels: distances may be NaN (no match)
     got, want = tab.results[0]["metrics"], expected[0]["metrics"]
     assert got["n_pred_instances"] == want["n_pred_instances"] == expected[0]["validation_frames"]
     assert got["oks"]["mAP"] == pytest.approx(want["oks"]["mAP"]) and 0.0 <= got["oks"]["mAP"] <= 1.0
     assert got["distance"]["all"]["mean"] == pytest.approx(want["distance"]["all"]["mean"], nan_ok=True)
-    assert table_column(tab.table, 9) == [format_cell(got["oks"]["mAP"])]
+    assert table_column(tab.table, 10) == [format_cell(got["oks"]["mAP"])]
     ax_dist, ax_map = tab.plot.figure.axes[:2]
     assert len(ax_dist.patches) == len(ax_map.patches) == 1
     assert "1 model(s) evaluated" in tab.status.text()
