@@ -84,7 +84,7 @@ def test_convert_slp_dlc_analysis_tidy(capsys, flies, data, tmp_path):
     # tidy CSV export
     assert run(capsys, "convert", flies / "clip.2node.slp", tmp_path / "tidy.csv")[0] == 0
     lines = (tmp_path / "tidy.csv").read_text().splitlines()
-    assert lines[0].split(",")[:4] == ["video", "frame", "track", "node"]
+    assert lines[0].split(",")[:5] == ["video", "frame", "time", "track", "node"]
     assert len(lines) == 1 + 1500 * 2 * 2
     # the skeleton alone, as a SLEAP template
     assert run(capsys, "convert", flies / "clip.slp", tmp_path / "fly.json")[0] == 0
