@@ -191,7 +191,7 @@ def make_control(spec: FieldSpec) -> QWidget:
         control.setEditable(True)
         control.addItems(list(EDITABLE_CHOICES[spec.key]))
         # a typed path is this run's choice, not a new entry for every later one
-        control.setInsertPolicy(QComboBox.NoInsert)
+        control.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
     elif spec.key == "data.anchor_part":
         control = QComboBox()
         control.setEditable(True)  # body parts come from the skeleton (set_anchor_choices)
@@ -406,7 +406,7 @@ class ConfigForm(QWidget):
                 group.setObjectName(f"section:{section}")
                 forms[section] = QFormLayout(group)
                 # narrow docks: the control goes under its label instead of being squeezed
-                forms[section].setRowWrapPolicy(QFormLayout.WrapLongRows)
+                forms[section].setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
                 self.groups[section] = group
                 layout.addWidget(group)
             control = make_control(spec)
@@ -433,7 +433,7 @@ class ConfigForm(QWidget):
             button = QToolButton()
             button.setText("Browse…")
             button.setToolTip("Start from a previous run: pick its folder (its best checkpoint is used) or a checkpoint file.")
-            button.setPopupMode(QToolButton.InstantPopup)
+            button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
             menu = QMenu(button)
             menu.addAction("Run folder…", lambda: self.browse_initialization("folder"))
             menu.addAction("Checkpoint file…", lambda: self.browse_initialization("file"))

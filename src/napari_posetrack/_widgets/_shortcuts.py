@@ -84,8 +84,8 @@ def shortcuts_table(parent: Any = None) -> QTableWidget:
     for i, (key, text) in enumerate(rows):
         table.setItem(i, 0, QTableWidgetItem(key))
         table.setItem(i, 1, QTableWidgetItem(text))
-    table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.verticalHeader().setVisible(False)
-    table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+    table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
     table.resizeColumnToContents(0)
     return table

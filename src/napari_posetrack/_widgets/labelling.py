@@ -162,7 +162,7 @@ class LabellingWidget(QWidget):
         self.video_label = QLabel("")
         self.video_label.setObjectName("video_name")
         self.video_label.setStyleSheet("font-weight: bold")
-        self.video_label.setAlignment(Qt.AlignCenter)
+        self.video_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.video_label.setWordWrap(True)
         grid.addWidget(self._button("◀", "previous_video", "Previous video", self.previous_video,
                                     "previous_video"), 0, 0)
@@ -232,7 +232,7 @@ class LabellingWidget(QWidget):
         ]
         for row, (what, back, forward) in enumerate(pairs):
             grid.addWidget(self._button("◀", back, f"Previous {what} frame", getattr(self, back), back), row, 0)
-            grid.addWidget(QLabel(f"{what} frame"), row, 1, Qt.AlignCenter)
+            grid.addWidget(QLabel(f"{what} frame"), row, 1, Qt.AlignmentFlag.AlignCenter)
             grid.addWidget(self._button("▶", forward, f"Next {what} frame", getattr(self, forward), forward),
                            row, 2)
         grid.setColumnStretch(1, 1)
@@ -300,7 +300,7 @@ class LabellingWidget(QWidget):
                     f"{Path(path).name} has newer unsaved edits (from a crash or an unsaved session). "
                     "Recover them?",
                 )
-                recover = answer == QMessageBox.Yes
+                recover = answer == QMessageBox.StandardButton.Yes
             self.open_path_in_background(path, recover=recover)
 
     def open_path_in_background(self, path: str | Path, *, recover: bool = False) -> Any:

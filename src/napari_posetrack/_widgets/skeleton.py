@@ -60,12 +60,12 @@ def _pair_table(name: str, headers: tuple[str, str], tip: str) -> QTableWidget:
     table.setObjectName(name)
     table.setHorizontalHeaderLabels(list(headers))
     table.setToolTip(tip)
-    table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     table.verticalHeader().setVisible(False)
     table.verticalHeader().setDefaultSectionSize(22)  # compact rows: more pairs fit in a dock
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
     table.setMinimumHeight(90)
     return table
 
@@ -75,7 +75,7 @@ def _node_combo(name: str, tip: str) -> QComboBox:
     combo.setObjectName(name)
     combo.setToolTip(tip)
     combo.setMinimumContentsLength(6)
-    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     return combo
 
 
@@ -109,7 +109,7 @@ class SkeletonWidget(QWidget):
         scroll = QScrollArea()
         scroll.setObjectName("skeleton_scroll")
         scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
         content = QWidget()
         scroll.setWidget(content)
         outer.addWidget(scroll)
@@ -142,7 +142,7 @@ class SkeletonWidget(QWidget):
         for name in edits.list_templates():
             self.template_combo.addItem(name)
             self.template_combo.setItemData(
-                self.template_combo.count() - 1, edits.template_description(name), Qt.ToolTipRole
+                self.template_combo.count() - 1, edits.template_description(name), Qt.ItemDataRole.ToolTipRole
             )
         self.template_button = _button(
             "Use template",
@@ -186,7 +186,7 @@ class SkeletonWidget(QWidget):
         layout.addWidget(self.message_label)
         layout.addStretch(1)
         # a scroll area has no width of its own: keep the dock as wide as the controls need
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(
             content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
         )
