@@ -56,6 +56,8 @@ METADATA_KEY = "posetrack"
 """Key of the round-trip information in a layer's ``metadata``."""
 
 POINT_FEATURES = ("instance", "track", "node", "score", "kind", "visible")
+# napari's axis labels of every layer of a video: the time slider reads "frame", not napari's "-3"
+AXIS_LABELS = ("frame", "y", "x")
 USER_SYMBOL = "disc"
 PREDICTED_SYMBOL = "diamond"
 DEFAULT_TAIL_LENGTH = 15
@@ -537,7 +539,7 @@ def track_paths(
 
 
 def _display_kwargs(scale: Sequence[float] | None, translate: Sequence[float] | None) -> dict[str, Any]:
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"axis_labels": AXIS_LABELS}
     if scale is not None:
         kw["scale"] = tuple(scale)
     if translate is not None:
@@ -628,20 +630,42 @@ def _tracks_tuple(
 
 def video_layer(video: Video, *, frames: Any = None, name: str | None = None) -> LayerDataTuple:
     """The ``video: <name>`` Image tuple: ``frames`` if given, else a lazy dask array of the file."""
+    timestamps = None
     if frames is None:
-        from napari_posetrack.core.video import video_dask_array
+        from napari_posetrack.core.video import open_video
 
-        frames = video_dask_array(video)
+        reader = open_video(video)  # the dask array keeps the reader open
+        frames = reader.to_dask()
+        timestamps = reader.timestamps
     rgb = frames.ndim == 4 and frames.shape[-1] == 3
     if frames.ndim == 4 and frames.shape[-1] == 1:
         frames = frames[..., 0]
+    metadata = {"fps": video.fps, "path": video.path, METADATA_KEY: {"video": video_to_dict(video)}}
+    if timestamps is not None:
+        metadata["timestamps"] = timestamps
     kwargs = {
         "name": name or f"video: {video.name}",
         "contrast_limits": (0, 255),
         "rgb": rgb,
-        "metadata": {"fps": video.fps, "path": video.path, METADATA_KEY: {"video": video_to_dict(video)}},
+        "axis_labels": AXIS_LABELS,
+        "metadata": metadata,
     }
     return (frames, kwargs, "image")
+
+
+def frame_time(frame: int, timestamps: Sequence[float] | np.ndarray | None, fps: float | None) -> float | None:
+    """Seconds from the first frame to ``frame``: its timestamp, else ``frame / fps``, else ``None``."""
+    if timestamps is not None and 0 <= frame < len(timestamps):
+        return float(timestamps[frame])
+    if fps:
+        return frame / float(fps)
+    return None
+
+
+def frame_status(frame: int, n_frames: int | None, seconds: float | None) -> str:
+    """The status-bar text of a frame: ``"frame 12/300 · 0.480 s"`` (parts that are unknown left out)."""
+    text = f"frame {frame}" if not n_frames else f"frame {frame}/{n_frames}"
+    return text if seconds is None else f"{text} · {seconds:.3f} s"
 
 
 def blank_video_layer(n_frames: int, height: int, width: int, name: str) -> LayerDataTuple:
@@ -652,7 +676,7 @@ def blank_video_layer(n_frames: int, height: int, width: int, name: str) -> Laye
     """
     shape = (max(int(n_frames), 1), max(int(height), 1), max(int(width), 1))
     frames = np.broadcast_to(np.zeros((), dtype=np.uint8), shape)
-    return (frames, {"name": name, "contrast_limits": (0, 255), "rgb": False}, "image")
+    return (frames, {"name": name, "contrast_limits": (0, 255), "rgb": False, "axis_labels": AXIS_LABELS}, "image")
 
 
 def labels_to_layers(

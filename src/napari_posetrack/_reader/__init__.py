@@ -141,17 +141,21 @@ def read_labels(path: str | Sequence[str]) -> list[LayerDataTuple]:
 def read_video(path: str | Sequence[str]) -> list[LayerDataTuple]:
     """A video file as a lazy Image layer (frames decode on demand, frame-exact)."""
     from napari_posetrack.core.video import open_video
-    from napari_posetrack.layers import METADATA_KEY
+    from napari_posetrack.layers import AXIS_LABELS, METADATA_KEY
 
     p = _single_path(path)
     reader = open_video(p)
     meta = reader.metadata
     data = reader.to_dask()
+    metadata = {"fps": meta["fps"], "path": meta["path"], METADATA_KEY: {"video": meta}}
+    if reader.timestamps is not None:
+        metadata["timestamps"] = reader.timestamps
     kwargs = {
         "name": f"video: {Path(p).name}",
         "contrast_limits": (0, 255),
         "rgb": data.ndim == 4 and data.shape[-1] == 3,
-        "metadata": {"fps": meta["fps"], "path": meta["path"], METADATA_KEY: {"video": meta}},
+        "axis_labels": AXIS_LABELS,
+        "metadata": metadata,
     }
     return [(data, kwargs, "image")]
 

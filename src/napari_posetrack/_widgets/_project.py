@@ -34,9 +34,12 @@ from psygnal import Signal, SignalGroup
 from napari_posetrack.core.labels import PREDICTED, Labels, Video
 from napari_posetrack.core.session import Change, LabelsSession, find_autosave
 from napari_posetrack.layers import (
+    AXIS_LABELS,
     METADATA_KEY,
     POINT_FEATURES,
     blank_video_layer,
+    frame_status,
+    frame_time,
     frame_window,
     labels_to_layers,
     labels_to_points,
@@ -68,6 +71,8 @@ WINDOW_POINTS = 10_000
 _EVERYTHING = (0, 2**62)
 # edits after which the Tracks layer needs recomputing (moving points shifts a centroid a little only)
 _MOVES = frozenset({"move_points", "move_instance", "set_visible"})
+# between napari's own status (layer, cursor coordinates) and the shown frame's number and time
+STATUS_SEP = "  |  "
 
 
 class ProjectEvents(SignalGroup):
@@ -137,6 +142,8 @@ class PoseProject:
             app.aboutToQuit.connect(self.autosave)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         viewer.dims.events.current_step.connect(self._on_dims_current_step)
+        self._status_busy = False
+        viewer.events.status.connect(self._on_viewer_status)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -206,9 +213,13 @@ class PoseProject:
         path = Path(path)
         if recover:
             return LabelsSession.recover(path)
+        from napari_posetrack.core.io.dlc_inplace import is_dlc_project_file
+
         labels = load_labels(path)
-        # only SLEAP files are saved back in place; other formats are saved as a new .slp
-        return LabelsSession(labels, path if path.name.lower().endswith(".slp") else None)
+        # SLEAP files and DeepLabCut projects (config.yaml, CollectedData tables) are saved back in
+        # place; other formats (analysis files, DLC predictions) are saved as a new .slp
+        in_place = path.name.lower().endswith(".slp") or is_dlc_project_file(path)
+        return LabelsSession(labels, path if in_place else None)
 
     def start_session(self, session: LabelsSession) -> None:
         """Show a loaded session (main thread)."""
@@ -447,7 +458,7 @@ class PoseProject:
             with self._quiet():
                 self._vectors_layer = viewer.add_vectors(
                     np.zeros((0, 2, 3)), name=f"skeleton: {self._tag()}", ndim=3, edge_width=1.5,
-                    vector_style="line",
+                    vector_style="line", axis_labels=AXIS_LABELS,
                 )
         self._connect_points()
         if self._leaves_window_middle(self.current_frame):  # the new layers moved the slider
@@ -457,6 +468,7 @@ class PoseProject:
         self._idle_timer.start()
         self.viewer.layers.selection.active = self._points_layer
         self.viewer.title = f"napari-posetrack: {self._tag()} ({self.video_index + 1} of {len(labels.videos)})"
+        self._on_viewer_status()
 
     def _tag(self) -> str:
         video = self.video
@@ -688,7 +700,45 @@ class PoseProject:
             if len(colours):
                 vectors_layer.edge_color = colours
 
+    # ------------------------------------------------------------------ status bar
+    def frame_status_text(self) -> str | None:
+        """The shown frame's number and time (``"frame 12/300 · 0.480 s"``); ``None`` with no video shown.
+
+        The time is the frame's timestamp in the video file (variable frame rates included), else
+        ``frame / fps``; it is left out when neither is known.
+        """
+        video = self.video
+        if video is None:
+            return None
+        frame = self.current_frame
+        layer = self._video_layer
+        timestamps = layer.metadata.get("timestamps") if layer is not None else None
+        return frame_status(frame, self._n_frames() or None, frame_time(frame, timestamps, video.fps))
+
+    def _on_viewer_status(self, event: Any = None) -> None:
+        """Append the shown frame's number and time to napari's status (cursor moves, slider moves)."""
+        if self._status_busy:
+            return
+        text = self.frame_status_text()
+        if text is None:
+            return
+        viewer = self.viewer
+        status = viewer.status
+        if isinstance(status, dict):  # napari's layer status: the bar shows its "coordinates"
+            coordinates = str(status.get("coordinates", "")).split(STATUS_SEP)[0]
+            new: str | dict = {**status, "coordinates": f"{coordinates}{STATUS_SEP}{text}"}
+        else:
+            new = f"{str(status).split(STATUS_SEP)[0]}{STATUS_SEP}{text}"
+        if new == status:
+            return
+        self._status_busy = True
+        try:
+            viewer.status = new
+        finally:
+            self._status_busy = False
+
     def _on_dims_current_step(self, event: Any) -> None:
+        self._on_viewer_status()
         layer = self._points_layer
         if (
             not self._syncing
@@ -718,7 +768,8 @@ class PoseProject:
             if len(tracks):
                 index = viewer.layers.index(self._points_layer) if self._points_layer in viewer.layers else None
                 self._tracks_layer = viewer.add_tracks(
-                    tracks, features=props, name=f"tracks: {self._tag()}", tail_length=15, tail_width=2
+                    tracks, features=props, name=f"tracks: {self._tag()}", tail_length=15, tail_width=2,
+                    axis_labels=AXIS_LABELS,
                 )
                 if index is not None:
                     viewer.layers.move(viewer.layers.index(self._tracks_layer), index)

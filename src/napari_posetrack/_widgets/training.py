@@ -50,6 +50,7 @@ from napari_posetrack._widgets._loss_plot import LossHistory, LossPlot, format_d
 from napari_posetrack._widgets._training_process import TrainingProcess, TrainingStep
 from napari_posetrack.core.config import FIELD_HELP, TrainingConfig, baseline_profile, topdown_configs
 from napari_posetrack.core.errors import PoseTrackError
+from napari_posetrack.layers import AXIS_LABELS
 
 if TYPE_CHECKING:
     import napari
@@ -91,6 +92,27 @@ def format_parameter_count(n: int) -> str:
     if n >= 1000:
         return f"{n / 1e3:.0f} k parameters"
     return f"{n} parameters"
+
+
+# the receptive-field boxes' edge colours, in the order of the pipeline's models
+RF_COLOURS = ["yellow", "cyan"]
+
+
+def receptive_field_captions(sizes: dict[str, float]) -> list[str]:
+    """The caption of each receptive-field box: one legend on the largest box, the others empty.
+
+    The legend names every box by its colour (``"receptive field: yellow centroid 92 px, cyan
+    centered instance 76 px"``), so no two captions can overlap.
+    """
+    if not sizes:
+        return []
+    parts = [
+        f"{colour} {MODEL_TITLES[model].lower()} {size:.0f} px"
+        for colour, (model, size) in zip(RF_COLOURS, sizes.items(), strict=False)
+    ]
+    captions = [""] * len(sizes)
+    captions[int(np.argmax(list(sizes.values())))] = "receptive field: " + ", ".join(parts)
+    return captions
 
 
 def format_receptive_field(field: Any) -> str:
@@ -215,7 +237,7 @@ class TrainingWidget(QWidget):
         self.tabs.setMinimumHeight(220)
 
         # settings above, progress below; the user moves the boundary
-        splitter = QSplitter(Qt.Vertical)
+        splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setObjectName("training_splitter")
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(self.tabs)
@@ -431,7 +453,7 @@ class TrainingWidget(QWidget):
             scroll = QScrollArea()
             scroll.setObjectName(f"tab:{model}")
             scroll.setWidgetResizable(True)
-            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             scroll.setWidget(self.form(model))
             self.tabs.addTab(scroll, MODEL_TITLES[model])
         self.tabs.blockSignals(False)
@@ -630,7 +652,12 @@ class TrainingWidget(QWidget):
             self.update_receptive_field()
 
     def _draw_receptive_fields(self, sizes: dict[str, float]) -> None:
-        """One box per model, ``sizes`` image pixels wide, in the middle of the frame."""
+        """One box per model, ``sizes`` image pixels wide, in the middle of the frame.
+
+        The boxes are a 2-D overlay (no frame axis: the one time slider stays the video's). One
+        caption, a legend naming every box by its colour, sits above the largest box, so captions
+        never overlap however close the sizes are.
+        """
         frame = self._frame_shape()
         existing = next((layer for layer in self.viewer.layers if layer.name == RF_LAYER), None)
         if not self.rf_check.isChecked() or frame is None:
@@ -643,23 +670,24 @@ class TrainingWidget(QWidget):
             half = size / 2.0
             boxes.append(np.array([[cy - half, cx - half], [cy - half, cx + half],
                                    [cy + half, cx + half], [cy + half, cx - half]]))
+        colours = RF_COLOURS[: len(boxes)]
         names = [MODEL_TITLES[m] for m in sizes]
-        colours = ["yellow", "cyan"][: len(boxes)]
+        features = {"model": names, "caption": receptive_field_captions(sizes)}
         video_layer = self.project.video_layer
         scale = tuple(video_layer.scale[-2:]) if video_layer is not None else (1.0, 1.0)
         translate = tuple(video_layer.translate[-2:]) if video_layer is not None else (0.0, 0.0)
         if existing is not None and len(existing.data) == len(boxes):
             existing.data = boxes
-            existing.features = {"model": names}
+            existing.features = features
             existing.visible = True
             return
         if existing is not None:
             self.viewer.layers.remove(existing)
         layer = self.viewer.add_shapes(
             boxes, shape_type="rectangle", name=RF_LAYER, edge_color=colours, face_color="transparent",
-            edge_width=2, features={"model": names},
-            text={"string": "{model} receptive field", "color": "white", "anchor": "upper_left", "size": 8},
-            scale=scale, translate=translate,
+            edge_width=2, features=features,
+            text={"string": "{caption}", "color": "white", "anchor": "upper_left", "size": 8},
+            scale=scale, translate=translate, axis_labels=AXIS_LABELS[-2:],
         )
         layer.editable = False
         if self.project.points_layer is not None:
@@ -978,7 +1006,7 @@ class TrainingWidget(QWidget):
             video = self.project.video_layer
             kwargs = {"scale": tuple(video.scale), "translate": tuple(video.translate)} if video is not None else {}
             self.viewer.add_points(data, name=SAMPLE_LAYER, ndim=3, size=5, face_color="magenta",
-                                   border_color="white", symbol="cross", **kwargs)
+                                   border_color="white", symbol="cross", axis_labels=AXIS_LABELS, **kwargs)
             if self.project.points_layer is not None:
                 self.viewer.layers.selection.active = self.project.points_layer
         else:
