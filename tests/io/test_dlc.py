@@ -197,13 +197,18 @@ def test_config_superset_loads_missing_nodes(openfield: Path, tmp_path: Path) ->
     assert np.isnan(labels.instances.points[:, 4]).all()
 
 
-def test_config_missing_a_csv_bodypart_is_rejected(openfield: Path, tmp_path: Path) -> None:
+def test_table_bodypart_missing_from_config_loads_as_extra_node(openfield: Path, tmp_path: Path) -> None:
     bad = tmp_path / "config.yaml"
     bad.write_text("bodyparts: [snout, leftear, rightear]\nskeleton: []\n")
     csv_path = openfield / "labeled-data" / "m4s1" / "CollectedData_Pranav.csv"
-    with pytest.raises(FileFormatError, match="tailbase") as err:
-        load_dlc(csv_path, config=bad)
-    assert str(csv_path) in str(err.value) and str(bad) in str(err.value)
+    with pytest.warns(UserWarning, match="tailbase") as record:
+        labels = load_dlc(csv_path, config=bad)
+    assert str(csv_path) in str(record[0].message) and str(bad) in str(record[0].message)
+    # nothing of the file is hidden: the table's body part is an extra node with its points
+    assert labels.skeleton.nodes == ["snout", "leftear", "rightear", "tailbase"]
+    _keys, values = raw_csv_values(csv_path)
+    order = np.argsort(labels.instances.frame)
+    np.testing.assert_array_equal(labels.instances.points[order].reshape(116, -1), values)
 
 
 def test_config_errors_name_the_file(tmp_path: Path) -> None:

@@ -114,14 +114,10 @@ def detect_format(path: str | os.PathLike[str], *, for_writing: bool = False) ->
 def _load_dlc_project(config: Path) -> Labels:
     """Every labelled folder of a DeepLabCut project (CSV preferred, it round-trips exactly)."""
     from napari_posetrack.core.io.dlc import load_dlc, load_dlc_config
+    from napari_posetrack.core.io.dlc_inplace import project_tables
 
     load_dlc_config(config)  # a broken config is reported before any table is read
-    tables: list[Path] = []
-    for folder in sorted((config.parent / "labeled-data").glob("*")):
-        if not folder.is_dir():
-            continue
-        found = sorted(folder.glob("CollectedData*.csv")) or sorted(folder.glob("CollectedData*.h5"))
-        tables.extend(found[:1])
+    tables = project_tables(config)
     if not tables:
         raise FileFormatError(config, "the project has no labeled-data/*/CollectedData_*.csv or .h5 file")
     labels = load_dlc(tables[0], config=config)
@@ -189,7 +185,9 @@ def save_labels(
 ) -> None:
     """Write ``labels`` in the format named by ``format`` or, by default, by the file name.
 
-    ``.csv``/``.h5`` files whose name starts with ``CollectedData`` are DeepLabCut tables; other
+    ``.csv``/``.h5`` files whose name starts with ``CollectedData`` are DeepLabCut tables (an
+    existing one, or a project's ``config.yaml``, is saved in place: see
+    :mod:`.dlc_inplace`); other
     ``.csv`` files get the tidy export and other ``.h5`` files the SLEAP analysis format. Every
     writer is atomic. ``**kw`` goes to the format's saver (``embed=`` for SLEAP, ``video=`` for
     analysis HDF5, ``scorer=`` for DeepLabCut, ...).
@@ -208,9 +206,15 @@ def save_labels(
 
         save_slp(labels, p, **kw)
     elif fmt == "dlc":
-        from napari_posetrack.core.io.dlc import save_dlc
+        from napari_posetrack.core.io.dlc_inplace import is_dlc_project_file, save_dlc_in_place
 
-        save_dlc(labels, p, **kw)
+        if not kw and is_dlc_project_file(p) and (p.is_file() or p.suffix.lower() in (".yaml", ".yml")):
+            # an existing project file: merged in place, keeping everything it held
+            save_dlc_in_place(labels, p)
+        else:
+            from napari_posetrack.core.io.dlc import save_dlc
+
+            save_dlc(labels, p, **kw)
     elif fmt == "analysis":
         from napari_posetrack.core.io.analysis_h5 import save_analysis_h5
 

@@ -173,6 +173,7 @@ class _Table:
         self.index_style = index_style
         self.scorer = scorer
         self.multianimal = multianimal
+        self.column_scorers: list[str] | None = None  # per column, when read from a file
 
 
 def _to_float(cells: np.ndarray, path: Path) -> np.ndarray:
@@ -250,7 +251,7 @@ def _read_csv_table(path: Path) -> _Table:
         vals = r[n_index:]
         cells[i, : len(vals)] = vals
     values = _to_float(cells, path) if len(data) else np.zeros((0, n_cols))
-    return _Table(
+    table = _Table(
         keys,
         columns,
         values,
@@ -258,9 +259,12 @@ def _read_csv_table(path: Path) -> _Table:
         next(iter(sorted(scorers)), ""),
         multianimal,
     )
+    table.column_scorers = levels["scorer"]
+    return table
 
 
-def _read_h5_table(path: Path) -> _Table:
+def _read_h5_frame(path: Path) -> tuple[Any, str, str]:
+    """The pandas table of a DeepLabCut HDF5 file, its key and its PyTables layout (``table``/``fixed``)."""
     import pandas as pd
 
     try:
@@ -272,10 +276,18 @@ def _read_h5_table(path: Path) -> _Table:
                     path, f"expected one table (DeepLabCut writes '{H5_KEY}') in the HDF5 file, found {keys}"
                 )
             df = store[key]
+            layout = "table" if store.get_storer(key).is_table else "fixed"
     except FileFormatError:
         raise
     except Exception as exc:  # pandas/pytables raise many types for non-pandas HDF5 files
         raise FileFormatError(path, f"not a pandas HDF5 table written by DeepLabCut ({exc})") from exc
+    return df, key, layout
+
+
+def _table_from_frame(df: Any, path: Path) -> _Table:
+    """A DeepLabCut pandas table (MultiIndex columns) as a :class:`_Table`."""
+    import pandas as pd
+
     if not isinstance(df, pd.DataFrame) or not isinstance(df.columns, pd.MultiIndex):
         raise FileFormatError(path, "the table has no DeepLabCut column header (scorer/bodyparts/coords)")
     names = [str(n).lower() if n is not None else "" for n in df.columns.names]
@@ -301,7 +313,13 @@ def _read_h5_table(path: Path) -> _Table:
     except (TypeError, ValueError) as exc:
         raise FileFormatError(path, f"the table holds non-numeric coordinates ({exc})") from exc
     scorers = sorted(set(levels["scorer"]))
-    return _Table(keys, columns, values, style, scorers[0] if scorers else "", multianimal)
+    table = _Table(keys, columns, values, style, scorers[0] if scorers else "", multianimal)
+    table.column_scorers = levels["scorer"]
+    return table
+
+
+def _read_h5_table(path: Path) -> _Table:
+    return _table_from_frame(_read_h5_frame(path)[0], path)
 
 
 # --------------------------------------------------------------------------- table -> Labels
@@ -432,13 +450,20 @@ def _skeleton_for(
         nodes = _config_nodes(cfg)
         unique = list(cfg["uniquebodyparts"]) if cfg["multianimalproject"] else []
         expected_main = cfg["multianimalbodyparts"] if cfg["multianimalproject"] else cfg["bodyparts"]
-        # a config may list body parts added after labelling (they load as missing), never fewer
-        extra = [p for p in header_parts if p not in expected_main]
-        extra += [p for p in header_unique if p not in unique]
-        if extra:
-            raise FileFormatError(
-                path, f"body parts {extra} are in the table but not in {where} (which lists {nodes})"
+        # a config may list body parts added after labelling (they load as missing); body parts of
+        # the table that the config does not list load as extra nodes, so nothing of the file is
+        # hidden and saving in place writes them back
+        extra = [p for p in header_parts if p not in expected_main and p not in nodes]
+        extra_unique = [p for p in header_unique if p not in unique and p not in nodes + extra]
+        if extra or extra_unique:
+            warnings.warn(
+                f"{path}: body parts {extra + extra_unique} are in the table but not in {where} "
+                f"(which lists {nodes}); they are shown as extra nodes",
+                UserWarning,
+                stacklevel=3,
             )
+            nodes = nodes + extra + extra_unique
+            unique = unique + extra_unique
         edges = cfg["skeleton"]
         name = str(cfg.get("Task") or path.stem)
     with warnings.catch_warnings():
@@ -497,11 +522,19 @@ def _table_to_labels(
     )
     if dup:
         raise FileFormatError(path, f"image(s) labelled in more than one row: {sorted(dup)[:5]}")
-    return _instances_from_table(table, skeleton, videos, video_of_row, frame_of_row)
+    # a labelled-data table holds user labels even with a likelihood column (kept as point scores)
+    user = path.name.lower().startswith("collecteddata")
+    return _instances_from_table(table, skeleton, videos, video_of_row, frame_of_row, user=user)
 
 
 def _instances_from_table(
-    table: _Table, skeleton: Skeleton, videos: list[Video], video_of_row: np.ndarray, frame_of_row: np.ndarray
+    table: _Table,
+    skeleton: Skeleton,
+    videos: list[Video],
+    video_of_row: np.ndarray,
+    frame_of_row: np.ndarray,
+    *,
+    user: bool = False,
 ) -> Labels:
     n_rows = len(table.keys)
 
@@ -531,14 +564,14 @@ def _instances_from_table(
     if len(r):
         pts = points[r, k]
         scores = likelihood[r, k]
-        kind = PREDICTED if has_likelihood else USER
+        kind = PREDICTED if has_likelihood and not user else USER
         labels.add_instances(
             video_of_row[r],
             frame_of_row[r],
             pts,
             kind=kind,
             track=k if table.multianimal else NO_TRACK,
-            score=np.nanmean(np.where(half[r, k], np.nan, scores), axis=1) if has_likelihood else np.nan,
+            score=np.nanmean(np.where(half[r, k], np.nan, scores), axis=1) if kind == PREDICTED else np.nan,
             point_scores=scores if has_likelihood else None,
         )
     return labels
@@ -848,7 +881,8 @@ def _format_value(v: float) -> str:
 def _write_csv_table(table: _Table, path: Path) -> None:
     n_index = 3 if table.index_style == "multi" else 1
     pad = [""] * (n_index - 1)
-    level_rows = [["scorer", *pad] + [table.scorer] * len(table.columns)]
+    scorers = table.column_scorers or [table.scorer] * len(table.columns)
+    level_rows = [["scorer", *pad] + list(scorers)]
     if table.multianimal:
         level_rows.append(["individuals", *pad] + [str(c[0]) for c in table.columns])
     level_rows.append(["bodyparts", *pad] + [c[1] for c in table.columns])
