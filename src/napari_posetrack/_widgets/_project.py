@@ -213,9 +213,13 @@ class PoseProject:
         path = Path(path)
         if recover:
             return LabelsSession.recover(path)
+        from napari_posetrack.core.io.dlc_inplace import is_dlc_project_file
+
         labels = load_labels(path)
-        # only SLEAP files are saved back in place; other formats are saved as a new .slp
-        return LabelsSession(labels, path if path.name.lower().endswith(".slp") else None)
+        # SLEAP files and DeepLabCut projects (config.yaml, CollectedData tables) are saved back in
+        # place; other formats (analysis files, DLC predictions) are saved as a new .slp
+        in_place = path.name.lower().endswith(".slp") or is_dlc_project_file(path)
+        return LabelsSession(labels, path if in_place else None)
 
     def start_session(self, session: LabelsSession) -> None:
         """Show a loaded session (main thread)."""
