@@ -55,6 +55,10 @@ def test_every_format_is_written_and_reads_back(mixed, tmp_path, fmt):
         with h5py.File(path) as f:
             assert [n.decode() for n in f["node_names"][()]] == list(mixed.skeleton.nodes)
             assert f["tracks"].ndim == 4 and len(mixed.skeleton.nodes) in f["tracks"].shape
+    elif fmt == "dlc_predictions":
+        table = pd.read_hdf(path, "df_with_missing")
+        assert table.columns.names == ["scorer", "individuals", "bodyparts", "coords"]
+        assert len(table) == mixed.videos[0].n_frames
     elif fmt == "tidy":
         table = pd.read_csv(path)
         assert {"video", "frame", "track", "node", "x", "y"} <= set(table.columns)

@@ -299,25 +299,47 @@ def add_info_parser(subparsers: Any) -> None:
 # --------------------------------------------------------------------------- convert
 
 
+def _export_selection(args: argparse.Namespace) -> Any:
+    """The ``--video/--frames/--source/--tracked-only/--nodes`` choices, or ``None`` when none is given."""
+    from napari_posetrack.core.tools.export import ExportSelection, parse_frame_range
+
+    if not (args.video or args.frames or args.source != "both" or args.tracked_only or args.nodes):
+        return None
+    nodes = [n.strip() for n in args.nodes.split(",") if n.strip()] if args.nodes else None
+    return ExportSelection(
+        videos=args.video or None,
+        frames=parse_frame_range(args.frames) if args.frames else None,
+        source=args.source,
+        tracked_only=args.tracked_only,
+        nodes=nodes,
+    )
+
+
 def run_convert(args: argparse.Namespace) -> int:
-    """``posetrack convert IN OUT``."""
+    """``posetrack convert IN OUT [selection]``."""
     from napari_posetrack.core.io import detect_format, load_labels, save_labels
+    from napari_posetrack.core.tools.export import export_labels, select_for_export
 
     if os.path.abspath(args.input) == os.path.abspath(args.output):
         raise ValueError(f"{args.output}: output is the input file; write to another path")
     labels = load_labels(args.input, search_paths=args.video_search)
+    selection = _export_selection(args)
+    if selection is not None:
+        labels = select_for_export(labels, selection)
+        if labels.n_instances == 0:
+            raise ValueError(f"{args.input}: the selection (--video/--frames/--source/...) holds no instance")
     fmt = args.format or detect_format(args.output, for_writing=True)
+    if fmt == "dlc_predictions":
+        written = export_labels(labels, args.output, fmt)
+        print(f"wrote {', '.join(map(str, written))} ({fmt}): {labels!r}")
+        return 0
     kw: dict[str, Any] = {}
     if fmt == "analysis":
-        if args.video is None and len(labels.videos) > 1:
+        if len(labels.videos) > 1:
             raise ValueError(
-                f"{args.input} holds {len(labels.videos)} videos; a SLEAP analysis file holds one: pass --video INDEX"
+                f"{args.input} holds {len(labels.videos)} videos; a SLEAP analysis file holds one: pass --video"
             )
-        kw["video"] = args.video or 0
-    elif fmt == "tidy":
-        kw["video"] = args.video
-    elif args.video is not None:
-        labels = labels.subset(labels.rows(video=args.video))
+        kw["video"] = 0
     if fmt == "slp" and args.embed != "none":
         kw["embed"] = True if args.embed == "all" else args.embed
     elif args.embed != "none":
@@ -339,8 +361,9 @@ def add_convert_parser(subparsers: Any) -> None:
     p.add_argument("output", help="file to write")
     p.add_argument(
         "--format",
-        choices=["slp", "dlc", "analysis", "tidy", "skeleton"],
-        help="output format (default: from OUT's name)",
+        choices=["slp", "dlc", "analysis", "tidy", "skeleton", "dlc_predictions"],
+        help="output format (default: from OUT's name); dlc_predictions: DeepLabCut machine-label "
+        "<video>DLC_<scorer>.h5 (x, y, likelihood), one file per video",
     )
     p.add_argument(
         "--video-search",
@@ -349,7 +372,22 @@ def add_convert_parser(subparsers: Any) -> None:
         metavar="DIR",
         help="folder to look for moved videos in (repeatable)",
     )
-    p.add_argument("--video", type=int, default=None, metavar="INDEX", help="export only this video")
+    p.add_argument(
+        "--video",
+        action="append",
+        default=[],
+        metavar="INDEX|NAME",
+        help="export only this video, by index or file name (repeatable)",
+    )
+    p.add_argument("--frames", metavar="FIRST-LAST", help="export only frames FIRST to LAST (both included)")
+    p.add_argument(
+        "--source",
+        choices=["both", "user", "predicted"],
+        default="both",
+        help="user labels, predictions or both (default)",
+    )
+    p.add_argument("--tracked-only", action="store_true", help="export only instances on a track")
+    p.add_argument("--nodes", metavar="A,B,C", help="export only these body parts, in this order")
     p.add_argument(
         "--embed",
         choices=["none", "user", "all"],
