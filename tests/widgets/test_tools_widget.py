@@ -153,10 +153,11 @@ def test_every_export_format_is_written_and_reads_back(tools, fly_files, tmp_pat
     for fmt, spec in EXPORT_FORMATS.items():
         tab.set_format(fmt)
         assert tab.output.text().endswith(spec.suffix)
-        out = tmp_path / fmt / (("CollectedData_me" if fmt.startswith("dlc") else "out") + spec.suffix)
+        table = fmt in ("dlc_csv", "dlc_h5")
+        out = tmp_path / fmt / (("CollectedData_me" if table else "out") + spec.suffix)
         out.parent.mkdir()
         tab.output.set_text(str(out))
-        assert tab.extract_frames.isEnabled() == fmt.startswith("dlc")
+        assert tab.extract_frames.isEnabled() == table
         tab.extract_frames.setChecked(fmt == "dlc_csv")
         tab.written = []
         tab.run_button.click()
@@ -175,11 +176,55 @@ def test_every_export_format_is_written_and_reads_back(tools, fly_files, tmp_pat
             table = pd.read_csv(out)
             assert sorted(table.node.unique()) == sorted(merged.skeleton.nodes)
             assert set(table.frame) == set(range(20))
+        elif fmt == "dlc_predictions":
+            frame = pd.read_hdf(out, "df_with_missing")
+            assert frame.columns.names == ["scorer", "individuals", "bodyparts", "coords"]
+            assert frame.notna().any(axis=1).sum() == 20
         else:
             back = load_labels(out)
             assert (back.instances.kind == USER).sum() == (kinds == USER).sum() == 20
             images = sorted((out.parent / "labeled-data").glob("*/img*.png"))
             assert len(images) == (10 if fmt == "dlc_csv" else 0)  # the 10 user-labelled frames
+
+
+def test_export_section_choices_shape_the_file(tools, fly_files, tmp_path, qtbot):
+    """Videos, frames, source, tracked only and body parts chosen in the export section reach the file."""
+    _, widget, project = tools
+    user, predictions = fly_files
+    project.open(user)
+    merged = project.labels.copy()
+    merged.merge(load_labels(predictions))
+    project.apply(merged, "merge")
+    tab = widget.export_tab
+    assert [tab.videos.item(i).text() for i in range(tab.videos.count())] == ["clip.mp4"]
+    assert [tab.nodes.item(i).text() for i in range(tab.nodes.count())] == list(merged.skeleton.nodes)
+    tab.set_format("tidy")
+    out = tmp_path / "chosen.csv"
+    tab.output.set_text(str(out))
+    tab.frames.setText("3-12")
+    tab.source.setCurrentIndex(tab.source.findData("predicted"))
+    tab.tracked_only.setChecked(True)
+    tab.set_ticked(tab.nodes, ["thorax"])
+    tab.written = []
+    tab.run_button.click()
+    qtbot.waitUntil(lambda: bool(tab.written) and tab.run_button.isEnabled(), timeout=WAIT_MS)
+    table = pd.read_csv(out)
+    assert set(table.node) == {"thorax"} and set(table.kind) == {"predicted"}
+    assert table.frame.min() == 3 and table.frame.max() == 12 and table.track.notna().all()
+    np.testing.assert_allclose(table.time, table.frame / 25.0)  # time in seconds stays
+    t = project.labels.instances
+    expected = (t.kind == PREDICTED) & (t.track >= 0) & (t.frame >= 3) & (t.frame <= 12)
+    assert len(table) == int(expected.sum())
+
+    # a bad range or no body part is refused by name, nothing written
+    tab.frames.setText("12-3")
+    tab.written = []
+    tab.run_button.click()
+    assert "frame range" in tab.status.text() and not tab.written
+    tab.frames.setText("")
+    tab.set_ticked(tab.nodes, [])
+    tab.run_button.click()
+    assert "body part" in tab.status.text() and not tab.written
 
 
 def test_export_without_predictions_names_the_problem(tools, fly_files, tmp_path, qtbot):
