@@ -6,8 +6,11 @@ import glob
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from napari_posetrack.core.errors import MissingFileError
 from napari_posetrack.core.inference.frames import select_frames
@@ -129,6 +132,146 @@ def predict_to_file(
     for v in range(len(labels.videos)):
         journal_path_for(output, v).unlink(missing_ok=True)
     return Path(output)
+
+
+def predictions_path_for(video_path: str | os.PathLike[str]) -> Path:
+    """Where the predictions of a video outside a project go by default: ``<video>.predictions.slp``.
+
+    The video's whole file name is kept (``clip.mp4`` -> ``clip.mp4.predictions.slp``), as
+    ``sleap-track`` names its output, so that another file called ``clip.predictions.slp`` beside
+    the video is never overwritten.
+    """
+    p = Path(video_path)
+    return p.with_name(f"{p.name}.predictions.slp")
+
+
+@dataclass
+class VideoPrediction:
+    """What :func:`predict_video_file` did.
+
+    Attributes
+    ----------
+    labels
+        The new file's labels: the video and its predictions (tracked when asked and not cancelled).
+    output
+        The file written (``None`` when nothing was written: cancelled before any frame finished).
+    added
+        Predicted instances in ``labels``.
+    frames_done, frames_total
+        Frames predicted out of the frames asked for.
+    cancelled
+        The run was stopped; ``output`` holds the frames finished before, and the journal beside
+        it stays, so predicting the same video to the same file again does only the rest.
+    """
+
+    labels: Labels
+    output: Path | None
+    added: int
+    frames_done: int
+    frames_total: int
+    cancelled: bool
+
+
+def predict_video_file(
+    video_path: str | os.PathLike[str],
+    pipeline: Pipeline,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    target: str = "all",
+    tracker: Any = None,
+    progress: Callable[[int, int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> VideoPrediction:
+    """Predict a video that is in no project and save its predictions (atomic) as a SLEAP file.
+
+    Parameters
+    ----------
+    video_path
+        The video file.
+    pipeline
+        The loaded model (:func:`~napari_posetrack.core.inference.pipelines.load_pipeline`).
+    output
+        The ``.slp`` to write; default :func:`predictions_path_for` (beside the video).
+    target
+        ``"all"`` or a frame specification (``"100-200"``); a video outside a project has no
+        labelled or suggested frames, so those targets are refused.
+    tracker
+        A :class:`~napari_posetrack.core.tracking.tracker.TrackerConfig` to track the predictions
+        with, or ``None``.
+    progress
+        Receives ``(0, frames done, frames total)``.
+    cancel
+        Polled between batches; when it returns true the frames finished so far are saved to
+        ``output`` and the result says ``cancelled`` (no exception).
+
+    Returns
+    -------
+    VideoPrediction
+
+    Raises
+    ------
+    MissingFileError
+        The video does not exist.
+    ConfigError
+        The target names labelled or suggested frames, or the output is not a ``.slp`` file.
+    """
+    from napari_posetrack.core.errors import ConfigError
+    from napari_posetrack.core.inference.predictor import PredictionCancelled, PredictionJournal
+    from napari_posetrack.core.io import save_labels
+    from napari_posetrack.core.video import probe_video
+
+    video_path = Path(video_path)
+    if not video_path.is_file():
+        raise MissingFileError(video_path, "video not found")
+    out = Path(output) if output is not None else predictions_path_for(video_path)
+    if not out.name.lower().endswith(".slp"):
+        raise ConfigError(f"{out}: predictions of a video are saved as a SLEAP .slp file; choose a name ending in .slp")
+    if target.strip().lower() in ("labelled", "labeled", "user", "suggested", "suggestions"):
+        raise ConfigError(
+            f"{video_path}: a video outside the project has no {target.strip().lower()} frames; "
+            "predict all frames or a frame range"
+        )
+    labels = Labels(pipeline.skeleton.copy(), videos=[probe_video(video_path)], provenance={"filename": str(out)})
+    n_frames = labels.videos[0].n_frames
+    if tracker is not None:
+        from napari_posetrack.core.tracking.tracker import check_max_tracks
+
+        check_max_tracks(labels, tracker)
+    total = len(select_frames(labels, 0, target, n_frames)) if n_frames else 0
+    out.parent.mkdir(parents=True, exist_ok=True)  # the journal beside it is written from the first batch
+    cancelled = False
+    try:
+        added = predict_labels(labels, pipeline, target=target, output=out, progress=progress, cancel=cancel)
+    except PredictionCancelled:
+        cancelled = True
+        journal_file = journal_path_for(out, 0)
+        added = 0
+        if journal_file.exists():
+            journal = PredictionJournal(journal_file, pipeline.skeleton.n_nodes, str(video_path))
+            try:
+                finished = journal.read()
+            finally:
+                journal.close()
+            added = add_predictions(labels, 0, _reorder_to_labels(finished, pipeline, labels))
+            done = len(np.unique(finished["frames"]))
+        else:
+            done = 0
+    else:
+        done = total
+    if done == 0:
+        return VideoPrediction(labels, None, 0, 0, total, cancelled)
+    if tracker is not None and not cancelled:
+        from napari_posetrack.core.tracking.tracker import track_labels
+
+        if (labels.instances.kind == PREDICTED).any():
+            labels = track_labels(labels, tracker)
+        else:
+            warnings.warn(f"{video_path}: the model predicted no instances, so nothing was tracked", UserWarning,
+                          stacklevel=2)
+    save_labels(labels, out)
+    if not cancelled:
+        journal_path_for(out, 0).unlink(missing_ok=True)
+    return VideoPrediction(labels, out, added, done, total, cancelled)
 
 
 def expand_inputs(pattern: str) -> list[Path]:
