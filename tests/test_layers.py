@@ -41,7 +41,7 @@ def assert_store_identical(a: Labels, b: Labels) -> None:
     assert_labels_equal(a, b, check_ids=True)
     assert a.skeleton == b.skeleton
     assert [s for s in a.skeletons[1:]] == [s for s in b.skeletons[1:]]
-    assert [(t.name, t.spawned_on) for t in a.tracks] == [(t.name, t.spawned_on) for t in b.tracks]
+    assert [(t.name, t.spawned_on, t.color) for t in a.tracks] == [(t.name, t.spawned_on, t.color) for t in b.tracks]
     assert a.videos == b.videos
     assert a.suggestions == b.suggestions
     assert a.provenance == b.provenance
@@ -50,6 +50,7 @@ def assert_store_identical(a: Labels, b: Labels) -> None:
     for name in (
         "tracking_score",
         "from_predicted",
+        "rejected",
         "complete",
         "visible",
         "kind",
@@ -215,6 +216,7 @@ def test_edits_are_applied():
         "score": np.array([np.nan, np.nan, np.nan]),
         "kind": np.array(["user", "user", "user"], dtype=object),
         "visible": np.array([True, True, True]),
+        "rejected": np.array(["", "", ""], dtype=object),
     }
     data = np.concatenate([data, add])
     features = {k: np.concatenate([features[k].astype(object), new_feat[k].astype(object)]) for k in features}
@@ -549,3 +551,51 @@ def test_blank_video_layer_holds_no_frames_in_memory():
     assert kind == "image" and frames.shape == (30_000, 1024, 1280) and frames.dtype == np.uint8
     assert frames.strides == (0, 0, 0) and not frames[123].any()
     assert kwargs["name"] == "video: a.mp4 (not found)" and kwargs["contrast_limits"] == (0, 255)
+
+
+def test_rejected_instances_are_drawn_apart_and_survive_the_round_trip_windowed_or_not() -> None:
+    """Item 1 of issue #12: instances the tracker rejected have a ``rejected`` feature (the reason),
+    a faint face, a red border and a faint skeleton; the layer -> labels write-back keeps the code
+    (also for rejected instances outside the layer's window), and putting one on a track in the
+    layer clears it. A track's chosen colour colours its points."""
+    from napari_posetrack.core.labels import REJECT_SURPLUS
+    from napari_posetrack.layers import REJECTED_ALPHA, REJECTED_BORDER, points_style
+
+    lab = make_store()
+    lab.tracks[1].color = (0.0, 0.5, 1.0)
+    t = lab.instances
+    pts = np.array([[30.0, 40.0], [31.0, 41.0], [32.0, 42.0]])
+    ids = lab.add_instances(0, 4, pts, kind=PREDICTED, score=0.4)
+    far = lab.add_instances(0, 15, pts + 1, kind=PREDICTED, score=0.3)
+    rows = lab.row_of_id(np.concatenate([ids, far]))
+    t.rejected[rows] = REJECT_SURPLUS
+    data, features, metadata = labels_to_points(lab, 0)
+    mine = features["instance"] == ids[0]
+    assert set(features["rejected"][mine]) == {"surplus"}
+    assert set(features["rejected"][~mine & (features["instance"] != far[0])]) == {""}
+    style = points_style(features, metadata)
+    assert np.allclose(style["face_color"][mine, 3], REJECTED_ALPHA)
+    assert np.allclose(style["border_color"][mine], REJECTED_BORDER)
+    male = features["track"] == "male"
+    assert male.any() and np.allclose(style["face_color"][male, :3], (0.0, 0.5, 1.0))
+    for rows_, alpha in ((mine, REJECTED_ALPHA), (features["instance"] == t.instance_id[0], 1.0)):
+        _, colours = skeleton_vectors(data[rows_], {k: v[rows_] for k, v in features.items()}, metadata)
+        assert len(colours) and np.allclose(colours[:, 3], alpha)
+
+    assert_store_identical(layers_to_labels(data, features, metadata), lab.subset(lab.rows(video=0)))
+    for window in [(0, 10), (10, 20)]:
+        back = layers_to_labels(*labels_to_points(lab, 0, window=window))
+        r = back.row_of_id(np.concatenate([ids, far]))
+        assert back.instances.rejected[r].tolist() == [REJECT_SURPLUS, REJECT_SURPLUS]
+        assert back.tracks[1].color == (0.0, 0.5, 1.0)
+    # napari's writers join the layers of every video: the codes are kept there too
+    joined = points_layers_to_labels([labels_to_points(lab, v) for v in range(len(lab.videos))])
+    assert joined.instances.rejected[joined.row_of_id(ids)].tolist() == [REJECT_SURPLUS]
+    # the user puts the rejected instance on a track in the layer: no longer rejected
+    features = {k: v.copy() for k, v in features.items()}
+    features["track"] = features["track"].astype(object)
+    features["track"][mine] = "female"
+    back = layers_to_labels(data, features, metadata)
+    r = back.row_of_id(ids)[0]
+    assert back.instances.rejected[r] == 0 and back.tracks[back.instances.track[r]].name == "female"
+    assert back.instances.rejected[back.row_of_id(far)[0]] == REJECT_SURPLUS

@@ -11,7 +11,9 @@ Layer schema (one set of layers per video of a labels file)
     ``data`` is ``(N, 3)`` ``[frame, y, x]``, one row per *present* keypoint (missing keypoints are
     absent rows, napari cannot hold NaN). Features: ``instance`` (instance id), ``track`` (track
     name or ``""``), ``node`` (node name), ``score`` (point score, NaN for user points), ``kind``
-    (``"user"``/``"predicted"``), ``visible`` (False for occluded points, drawn hollow).
+    (``"user"``/``"predicted"``), ``visible`` (False for occluded points, drawn hollow), ``rejected``
+    (why the tracker left the instance without a track, a name of
+    :data:`~napari_posetrack.core.labels.REJECTION_REASONS`, or ``""``; drawn dimmed with a red border).
     ``metadata["posetrack"]`` holds what the rows cannot (skeleton, videos, tracks, per-instance
     columns, instances without shown points) so :func:`layers_to_labels` rebuilds the store exactly.
     A viewer of a long video may hold only a window of its frames (``labels_to_points(window=...)``):
@@ -42,7 +44,9 @@ from napari_posetrack.core.labels import (
     KIND_NAMES,
     NO_LINK,
     NO_TRACK,
+    NOT_REJECTED,
     PREDICTED,
+    REJECTION_REASONS,
     USER,
     InstanceTable,
     Labels,
@@ -55,7 +59,7 @@ from napari_posetrack.core.labels import (
 METADATA_KEY = "posetrack"
 """Key of the round-trip information in a layer's ``metadata``."""
 
-POINT_FEATURES = ("instance", "track", "node", "score", "kind", "visible")
+POINT_FEATURES = ("instance", "track", "node", "score", "kind", "visible", "rejected")
 # napari's axis labels of every layer of a video: the time slider reads "frame", not napari's "-3"
 AXIS_LABELS = ("frame", "y", "x")
 USER_SYMBOL = "disc"
@@ -90,6 +94,11 @@ PALETTE = np.array(
 )
 UNTRACKED_RGB = np.array([0.75, 0.75, 0.75])
 KIND_RGB = {USER: np.array([0.95, 0.95, 0.95]), PREDICTED: np.array([1.0, 0.84, 0.0])}
+# instances the tracker rejected: faint face and skeleton, red border
+REJECTED_ALPHA = 0.3
+REJECTED_BORDER = np.array([0.9, 0.1, 0.1, 1.0])
+# name of each rejection code as shown in the ``rejected`` feature ("" = not rejected)
+_REJECTED_NAMES = {NOT_REJECTED: "", **{code: name for code, (name, _) in REJECTION_REASONS.items()}}
 
 
 # --------------------------------------------------------------------------- plain-data helpers
@@ -151,7 +160,10 @@ def _store_metadata(labels: Labels, video: int | None) -> dict[str, Any]:
         "skeletons": [skeleton_to_dict(s) for s in labels.skeletons[1:]],
         "videos": [video_to_dict(v) for v in labels.videos],
         "video_index": video,
-        "tracks": [{"name": t.name, "spawned_on": t.spawned_on} for t in labels.tracks],
+        "tracks": [
+            {"name": t.name, "spawned_on": t.spawned_on, "color": None if t.color is None else list(t.color)}
+            for t in labels.tracks
+        ],
         "suggestions": [[s.video, s.frame, s.group] for s in labels.suggestions],
         "provenance": copy.deepcopy(labels.provenance),
         "next_instance_id": int(labels.instances.next_id),
@@ -225,6 +237,7 @@ def labels_to_points(
     track_names = np.array([tr.name for tr in labels.tracks] + [""], dtype=object)
     node_names = np.array(labels.skeleton.nodes, dtype=object)
     kind_names = np.array([KIND_NAMES[USER], KIND_NAMES[PREDICTED]], dtype=object)
+    reject_lut = np.array([_REJECTED_NAMES.get(c, str(c)) for c in range(128)], dtype=object)
     features = {
         "instance": t.instance_id[src].astype(np.int64),
         "track": track_names[t.track[src]],  # NO_TRACK (-1) picks the trailing ""
@@ -232,6 +245,7 @@ def labels_to_points(
         "score": t.point_scores[src, node_idx].astype(np.float64),
         "kind": kind_names[t.kind[src]],
         "visible": t.visible[src, node_idx].astype(bool),
+        "rejected": reject_lut[np.clip(t.rejected[src], 0, 127)],
     }
 
     hidden = ~shown
@@ -243,6 +257,7 @@ def labels_to_points(
         "score": t.score[rows].copy(),
         "tracking_score": t.tracking_score[rows].copy(),
         "from_predicted": t.from_predicted[rows].copy(),
+        "rejected": t.rejected[rows].copy(),
         "visible": t.visible[rows].copy(),
         "complete": t.complete[rows].copy(),
         "point_scores": t.point_scores[rows].copy(),
@@ -407,6 +422,33 @@ def _track_names(metadata: Mapping[str, Any]) -> list[str]:
     return [t["name"] for t in metadata.get(METADATA_KEY, {}).get("tracks", [])]
 
 
+def track_colors(tracks: Sequence[Mapping[str, Any] | Track]) -> np.ndarray:
+    """``(n_tracks, 3)`` RGB of each track: its chosen ``color``, else the palette colour of its index."""
+    out = PALETTE[np.arange(len(tracks)) % len(PALETTE)].copy()
+    for i, tr in enumerate(tracks):
+        color = tr.get("color") if isinstance(tr, Mapping) else tr.color
+        if color is not None:
+            out[i] = np.asarray(color, dtype=np.float64)[:3]
+    return out.reshape(-1, 3)
+
+
+def _track_rgb(track: np.ndarray, metadata: Mapping[str, Any]) -> np.ndarray:
+    """RGB of each track code (``>= 0``; codes past the metadata's tracks cycle through the palette)."""
+    known = track_colors(metadata.get(METADATA_KEY, {}).get("tracks", []))
+    track = np.maximum(np.asarray(track, dtype=np.int64), 0)
+    rgb = PALETTE[track % len(PALETTE)]
+    inside = track < len(known)
+    rgb[inside] = known[track[inside]]
+    return rgb
+
+
+def _rejected_mask(features: Mapping[str, Any], n: int) -> np.ndarray:
+    """Rows of instances the tracker rejected (a non-empty ``rejected`` feature)."""
+    if "rejected" not in features or len(features["rejected"]) != n:
+        return np.zeros(n, dtype=bool)
+    return category_codes(features["rejected"], []) >= 0
+
+
 def points_style(features: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Per-point colours and symbols for a Points layer.
 
@@ -420,7 +462,7 @@ def points_style(features: Mapping[str, Any], metadata: Mapping[str, Any]) -> di
         return {"face_color": np.append(PALETTE[0], 1.0), "border_color": "black", "symbol": USER_SYMBOL}
     track = category_codes(features["track"], _track_names(metadata))
     if (track >= 0).any():
-        rgb = np.where(track[:, None] >= 0, PALETTE[np.maximum(track, 0) % len(PALETTE)], UNTRACKED_RGB)
+        rgb = np.where(track[:, None] >= 0, _track_rgb(track, metadata), UNTRACKED_RGB)
     else:
         node = category_codes(features["node"], list(meta.get("skeleton", {}).get("nodes", [])))
         rgb = PALETTE[np.maximum(node, 0) % len(PALETTE)]
@@ -429,6 +471,9 @@ def points_style(features: Mapping[str, Any], metadata: Mapping[str, Any]) -> di
     face = colour.copy()
     face[~visible, 3] = 0.0  # hollow: only the border shows
     border = np.where(visible[:, None], np.array([0.0, 0.0, 0.0, 1.0]), colour)
+    rejected = _rejected_mask(features, n)
+    face[rejected & visible, 3] = REJECTED_ALPHA
+    border[rejected] = REJECTED_BORDER
     symbol = np.where(_kind_codes(features) == PREDICTED, PREDICTED_SYMBOL, USER_SYMBOL)
     return {"face_color": face, "border_color": border, "symbol": symbol}
 
@@ -438,7 +483,7 @@ def instance_rgb(features: Mapping[str, Any], metadata: Mapping[str, Any]) -> np
     track = category_codes(features["track"], _track_names(metadata))
     predicted = _kind_codes(features) == PREDICTED
     by_kind = np.where(predicted[:, None], KIND_RGB[PREDICTED], KIND_RGB[USER])
-    return np.where(track[:, None] >= 0, PALETTE[np.maximum(track, 0) % len(PALETTE)], by_kind).reshape(-1, 3)
+    return np.where(track[:, None] >= 0, _track_rgb(track, metadata), by_kind).reshape(-1, 3)
 
 
 def _instance_groups(data: np.ndarray, features: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -493,7 +538,8 @@ def skeleton_vectors(
     vectors[:, 1, 0] = 0.0
     vectors[:, 1, 1:] = data[b, 1:] - data[a, 1:]
     rgb = instance_rgb(features, metadata)[a]
-    return vectors, np.column_stack([rgb, np.ones(len(a))])
+    alpha = np.where(_rejected_mask(features, len(data))[a], REJECTED_ALPHA, 1.0)
+    return vectors, np.column_stack([rgb, alpha])
 
 
 def track_paths(
@@ -828,7 +874,10 @@ def layers_to_labels(
     skeleton = skeleton_from_dict(meta["skeleton"])
     extra_skeletons = [skeleton_from_dict(s) for s in meta.get("skeletons", [])]
     videos = [video_from_dict(v) for v in meta.get("videos", [])]
-    tracks = [Track(str(t["name"]), int(t.get("spawned_on", 0))) for t in meta.get("tracks", [])]
+    tracks = [
+        Track(str(t["name"]), int(t.get("spawned_on", 0)), None if t.get("color") is None else tuple(t["color"]))
+        for t in meta.get("tracks", [])
+    ]
     vi = meta.get("video_index")
     if vi is None or vi >= len(videos):
         videos.append(video if video is not None else Video(""))
@@ -909,6 +958,9 @@ def layers_to_labels(
     g_score = np.full(n_groups, np.nan, dtype=np.float32)
     g_tscore = np.zeros(n_groups, dtype=np.float32)
     g_link = np.full(n_groups, NO_LINK, dtype=np.int64)
+    g_rejected = np.zeros(n_groups, dtype=np.int8)
+    # the tracker's rejection codes (metadata written before the column existed has none)
+    t_rejected = np.asarray(table.get("rejected", np.zeros(n_table)), dtype=np.int8).reshape(-1)
     known = np.flatnonzero(g_tpos >= 0)
     if len(known):
         tp = g_tpos[known]
@@ -924,6 +976,8 @@ def layers_to_labels(
         g_score[known] = np.asarray(table["score"], dtype=np.float32)[tp]
         g_tscore[known] = np.asarray(table["tracking_score"], dtype=np.float32)[tp]
         g_link[known] = np.asarray(table["from_predicted"], dtype=np.int64)[tp]
+        # an instance put on a track in napari is no longer one the tracker rejected
+        g_rejected[known] = np.where(g_track[known] >= 0, NOT_REJECTED, t_rejected[tp])
 
     # hidden instances of the table come back verbatim --------------------------------
     shown_t = np.asarray(table.get("shown", np.zeros(0)), dtype=bool)
@@ -944,6 +998,7 @@ def layers_to_labels(
         "from_predicted": np.concatenate(
             [g_link, np.asarray(table.get("from_predicted", []), np.int64)[hidden_pos]]
         ),
+        "rejected": np.concatenate([g_rejected, t_rejected[hidden_pos]]),
         "points": np.concatenate(
             [
                 points,
@@ -1051,7 +1106,7 @@ def _append_store(out: Labels, part: Labels) -> None:
             tmap[j] = j
         else:
             hit = _track_index_lookup(out.tracks).get(tr.name)
-            tmap[j] = hit if hit is not None else out.add_track(tr.name, tr.spawned_on)
+            tmap[j] = hit if hit is not None else out.add_track(tr.name, tr.spawned_on, tr.color)
     t = part.instances
     ids = t.instance_id.copy()
     clash = np.isin(ids, out.instances.instance_id)
@@ -1068,6 +1123,7 @@ def _append_store(out: Labels, part: Labels) -> None:
         score=t.score,
         tracking_score=t.tracking_score,
         from_predicted=t.from_predicted,
+        rejected=t.rejected,
         points=t.points,
         visible=t.visible,
         complete=t.complete,

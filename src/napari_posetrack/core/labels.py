@@ -252,10 +252,25 @@ def _norm(path: str | list[str]) -> Any:
 
 @dataclass
 class Track:
-    """An identity. ``spawned_on`` is the frame the tracker created it (0 when unknown)."""
+    """An identity. ``spawned_on`` is the frame the tracker created it (0 when unknown).
+
+    ``color`` is an RGB triple in 0..1 the user chose for the track (``None``: the palette colour of
+    its index).
+    """
 
     name: str
     spawned_on: int = 0
+    color: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.color is not None:
+            rgb = tuple(float(c) for c in self.color)
+            if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+                raise ValueError(f"track {self.name!r}: colour must be three numbers in 0..1, got {self.color!r}")
+            self.color = rgb
+
+    def copy(self) -> Track:
+        return Track(self.name, self.spawned_on, self.color)
 
 
 @dataclass(frozen=True)
@@ -746,8 +761,10 @@ class Labels:
         self.videos.append(video)
         return len(self.videos) - 1
 
-    def add_track(self, name: str | None = None, spawned_on: int = 0) -> int:
-        self.tracks.append(Track(name if name is not None else f"track_{len(self.tracks)}", spawned_on))
+    def add_track(
+        self, name: str | None = None, spawned_on: int = 0, color: tuple[float, float, float] | None = None
+    ) -> int:
+        self.tracks.append(Track(name if name is not None else f"track_{len(self.tracks)}", spawned_on, color))
         return len(self.tracks) - 1
 
     def remove_tracks(self) -> None:
@@ -790,7 +807,7 @@ class Labels:
         out = Labels(
             self.skeleton.copy(),
             [v.copy() for v in self.videos],
-            [Track(t.name, t.spawned_on) for t in self.tracks],
+            [t.copy() for t in self.tracks],
             list(self.suggestions),
             dict(self.provenance),
             self.instances.take(np.arange(self.n_instances)),
@@ -826,7 +843,7 @@ class Labels:
         track_map = np.full(len(other.tracks) + 1, NO_TRACK, dtype=np.int64)
         names = [t.name for t in self.tracks]
         for j, tr in enumerate(other.tracks):
-            track_map[j] = names.index(tr.name) if tr.name in names else self.add_track(tr.name, tr.spawned_on)
+            track_map[j] = names.index(tr.name) if tr.name in names else self.add_track(tr.name, tr.spawned_on, tr.color)
         # ids of incoming instances are renumbered so they cannot collide with ours
         offset = self.instances.next_id - (incoming.instance_id.min() if len(incoming) else 0)
         new_ids = incoming.instance_id + offset

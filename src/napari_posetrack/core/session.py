@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_posetrack.core.labels import COLUMN_NAMES, NO_TRACK, USER, Labels
+from napari_posetrack.core.labels import COLUMN_NAMES, NO_TRACK, USER, Labels, Track
 
 DEFAULT_HISTORY = 500
 # default ``merge_key`` of drag edits: derived from the instance and nodes being dragged
@@ -39,6 +39,7 @@ class Change:
     instance_ids: np.ndarray
     frames: set[tuple[int, int]] = field(default_factory=set)
     whole: bool = False  # the whole store was exchanged (everything must be redrawn)
+    tracks_changed: bool = False  # the track list changed (names, colours, tracks added or removed)
 
 
 # --------------------------------------------------------------------------- undo records
@@ -187,6 +188,40 @@ class _Replace(_Command):
 
     def revert(self, labels: Labels) -> Change:
         return self._swap(labels)
+
+
+class _Identities(_Command):
+    """An identity edit (proofreading): the ``track`` and ``rejected`` values of the rows that changed,
+    before and after, and the track list before and after when it changed."""
+
+    def __init__(
+        self,
+        action: str,
+        ids: np.ndarray,
+        old: tuple[np.ndarray, np.ndarray],
+        new: tuple[np.ndarray, np.ndarray],
+        tracks: tuple[list[Track], list[Track]] | None,
+        frames: set[tuple[int, int]],
+    ) -> None:
+        self.action = action
+        self.ids = ids
+        self.old, self.new = old, new
+        self.tracks = tracks
+        self.frames = frames
+
+    def _set(self, labels: Labels, values: tuple[np.ndarray, np.ndarray], tracks: list[Track] | None) -> Change:
+        if tracks is not None:
+            labels.tracks = [t.copy() for t in tracks]
+        rows = _rows_of(labels, self.ids)
+        labels.instances.track[rows] = values[0]
+        labels.instances.rejected[rows] = values[1]
+        return Change(self.action, self.ids.copy(), set(self.frames), tracks_changed=tracks is not None)
+
+    def apply(self, labels: Labels) -> Change:
+        return self._set(labels, self.new, None if self.tracks is None else self.tracks[1])
+
+    def revert(self, labels: Labels) -> Change:
+        return self._set(labels, self.old, None if self.tracks is None else self.tracks[0])
 
 
 # --------------------------------------------------------------------------- recovery files
@@ -402,6 +437,46 @@ class LabelsSession:
                 f"track index {track} out of range (labels hold {len(self.labels.tracks)} tracks)"
             )
         return self._update("set_track", ids, track=np.full(len(ids), track, dtype=np.int32))
+
+    def edit_identities(self, action: str, edit: Callable[[Labels], Any]) -> Any:
+        """Run an identity edit (e.g. from :mod:`napari_posetrack.core.tracking.proofread`) as one undo step.
+
+        ``edit(labels)`` may change the ``track`` and ``rejected`` columns and the track list, nothing
+        else; its return value is returned. When it raises, the labels are put back as they were. An
+        edit that changes nothing records no step.
+        """
+        labels = self.labels
+        t = labels.instances
+        n = len(t)
+        old_track, old_rejected = t.track.copy(), t.rejected.copy()
+        old_tracks = [tr.copy() for tr in labels.tracks]
+        try:
+            result = edit(labels)
+            if len(labels.instances) != n or labels.instances is not t:
+                raise RuntimeError(f"identity edit {action!r} added or removed instances")
+        except BaseException:
+            labels.instances = t
+            t.track[:] = old_track
+            t.rejected[:] = old_rejected
+            labels.tracks = old_tracks
+            raise
+        changed = np.flatnonzero((t.track != old_track) | (t.rejected != old_rejected))
+        tracks_changed = [(tr.name, tr.spawned_on, tr.color) for tr in labels.tracks] != [
+            (tr.name, tr.spawned_on, tr.color) for tr in old_tracks
+        ]
+        if len(changed) == 0 and not tracks_changed:
+            return result
+        cmd = _Identities(
+            action,
+            t.instance_id[changed].copy(),
+            (old_track[changed], old_rejected[changed]),
+            (t.track[changed].copy(), t.rejected[changed].copy()),
+            (old_tracks, [tr.copy() for tr in labels.tracks]) if tracks_changed else None,
+            _frames_of(t.video[changed], t.frame[changed]),
+        )
+        change = Change(action, cmd.ids.copy(), set(cmd.frames), tracks_changed=tracks_changed)
+        self._record(cmd, change)
+        return result
 
     def delete_instances(self, instance_ids: int | Sequence[int] | np.ndarray) -> Change:
         """Delete instances by id (undo puts them back with the same ids)."""

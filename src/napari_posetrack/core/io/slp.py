@@ -37,6 +37,7 @@ from napari_posetrack.core.io.skeleton_json import decode_skeleton_graph, encode
 from napari_posetrack.core.io.slp_carry import (
     CARRY_KEY,
     REJECTED_MEMBER,
+    TRACK_COLORS_MEMBER,
     SlpCarried,
     WrittenTables,
     read_carried,
@@ -202,6 +203,11 @@ def _read_labels(f: h5py.File, path: str) -> Labels:
         provenance = {"provenance": provenance}
 
     tracks = [_track_from_json(t) for t in _json_rows(f, "tracks_json")]
+    if TRACK_COLORS_MEMBER in f and f[TRACK_COLORS_MEMBER].shape == (len(tracks), 3):
+        colors = np.asarray(f[TRACK_COLORS_MEMBER][()], dtype=np.float64)
+        for tr, rgb in zip(tracks, colors):
+            if np.isfinite(rgb).all() and ((rgb >= 0) & (rgb <= 1)).all():
+                tr.color = (float(rgb[0]), float(rgb[1]), float(rgb[2]))
     videos, video_ids = _read_videos(f, path)
     suggestions = _read_suggestions(f)
     if any(not 0 <= sg.video < len(videos) for sg in suggestions):
@@ -571,6 +577,12 @@ def save_slp(
         ]
         _string_rows(f, "videos_json", videos_json)
         _string_rows(f, "tracks_json", [_dumps([s, str(name)]) for s, name in zip(spawned, track_names)])
+        if any(t.color is not None for t in labels.tracks):
+            colors = np.full((len(track_names), 3), np.nan, dtype=np.float32)
+            for i, t in enumerate(labels.tracks):
+                if t.color is not None:
+                    colors[i] = t.color
+            f.create_dataset(TRACK_COLORS_MEMBER, data=colors)
         _string_rows(
             f,
             "suggestions_json",

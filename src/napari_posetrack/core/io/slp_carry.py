@@ -53,11 +53,15 @@ OWN_MEMBERS = frozenset(
         "provenance_json",
         "negative_frames",
         "posetrack_rejected",
+        "posetrack_track_colors",
     }
 )
 """Top-level members the SLEAP reader and writer handle themselves (plus ``video{N}`` groups)."""
 REJECTED_MEMBER = "posetrack_rejected"
 """Our own member: the ``rejected`` code of each ``/instances`` row (uint8; written only when one is set)."""
+TRACK_COLORS_MEMBER = "posetrack_track_colors"
+"""Our own member: ``(n_tracks, 3)`` float32 RGB in 0..1 of the ``/tracks_json`` rows, NaN where the track
+has no chosen colour (written only when one has)."""
 
 KNOWN_METADATA_KEYS = frozenset(
     {"version", "skeletons", "nodes", "videos", "tracks", "suggestions", "negative_anchors", "provenance"}

@@ -443,7 +443,7 @@ def track(
             remap[i] = names.index(old_tracks[i].name)
         else:
             remap[i] = n_identities + len(extra)
-            extra.append(Track(old_tracks[i].name, old_tracks[i].spawned_on))
+            extra.append(old_tracks[i].copy())
     out.tracks = [Track(name) for name in names] + extra
     t.track[:] = np.where(selected, new_track, remap[old_track])
     t.tracking_score[selected] = score[selected]
