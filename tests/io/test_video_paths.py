@@ -78,3 +78,64 @@ def test_embedded_videos_are_never_missing(flies):
         Video(str(flies / "minimal_instance.pkg.slp"), backend="embedded"), Video("/x/missing.mp4")
     )
     assert resolve_video_paths(lab, flies / "minimal_instance.pkg.slp", warn=False) == ["/x/missing.mp4"]
+
+
+# --------------------------------------------------------------------------- replacing moved videos (GUI dialog's core)
+
+
+def test_prefix_change_is_the_folder_that_changed():
+    from napari_posetrack.core.io.video_paths import prefix_change
+
+    assert prefix_change("/lab/2023/mouse1/a.mp4", "/data/2023/mouse1/a.mp4") == ("/lab", "/data")
+    assert prefix_change("/a/x.mp4", "/a/b/x.mp4") == ("/a", "/a/b")
+    assert prefix_change("C:\\Users\\me\\vids\\a.mp4", "/home/me/vids/a.mp4") == ("C:\\Users", "/home")
+    assert prefix_change("/lab/a.mp4", "/data/renamed.mp4") is None
+
+
+def test_other_videos_that_moved_the_same_way_follow(tmp_path):
+    from napari_posetrack.core.io.video_paths import propagate_replacement
+
+    new_root = tmp_path / "new"
+    for rel in ("day1/a.mp4", "day1/b.mp4", "day2/c.mp4"):
+        (new_root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (new_root / rel).write_bytes(b"x")
+    others = [
+        "C:\\rig\\exp\\day1\\a.mp4",
+        "C:\\rig\\exp\\day1\\b.mp4",
+        "C:\\rig\\exp\\day2\\c.mp4",
+        "C:\\rig\\exp\\day3\\gone.mp4",  # same move, but no file there: stays missing
+        "D:\\elsewhere\\day1\\b.mp4",  # another old prefix: not touched
+    ]
+    found = propagate_replacement(others[0], new_root / "day1" / "a.mp4", others)
+    assert found == {others[1]: str(new_root / "day1" / "b.mp4"), others[2]: str(new_root / "day2" / "c.mp4")}
+
+
+def test_find_in_folder_prefers_the_stored_subfolders_then_any_depth(tmp_path):
+    from napari_posetrack.core.errors import MissingFileError
+    from napari_posetrack.core.io.video_paths import find_in_folder
+
+    (tmp_path / "x" / "day2").mkdir(parents=True)
+    (tmp_path / "day1").mkdir()
+    (tmp_path / "x" / "day2" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "day1" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    (tmp_path / "deep" / "er" / "only.mp4").write_bytes(b"x")
+    assert find_in_folder("/old/day1/a.mp4", tmp_path) == tmp_path / "day1" / "a.mp4"
+    assert find_in_folder("C:\\old\\day2\\a.mp4", tmp_path / "x") == tmp_path / "x" / "day2" / "a.mp4"
+    assert find_in_folder("/old/only.mp4", tmp_path) == tmp_path / "deep" / "er" / "only.mp4"
+    assert find_in_folder("/old/none.mp4", tmp_path) is None
+    with pytest.raises(MissingFileError, match="nofolder"):
+        find_in_folder("/old/a.mp4", tmp_path / "nofolder")
+
+
+def test_replace_videos_fills_metadata_and_refuses_a_missing_file(flies, tmp_path):
+    from napari_posetrack.core.errors import MissingFileError
+    from napari_posetrack.core.io.video_paths import replace_videos
+
+    lab = labels_with(Video("/gone/clip.mp4"), Video("/gone/other.mp4"))
+    with pytest.raises(MissingFileError, match="nothere.mp4"):
+        replace_videos(lab, {"/gone/clip.mp4": str(tmp_path / "nothere.mp4")})
+    assert lab.videos[0].path == "/gone/clip.mp4"
+    assert replace_videos(lab, {"/gone/clip.mp4": str(flies / "clip.mp4")}) == [0]
+    assert lab.videos[0].path == str(flies / "clip.mp4") and lab.videos[0].n_frames == 1500
+    assert lab.missing_videos() == [1]

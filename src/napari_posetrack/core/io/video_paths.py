@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path, PureWindowsPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from napari_posetrack.core.errors import PoseTrackError
 from napari_posetrack.core.labels import Labels, Video
@@ -65,6 +65,155 @@ def _find_image_list(paths: list[str], folders: Sequence[Path]) -> list[str] | N
         return moved
     resolved = [_find_file(p, folders) for p in paths]
     return None if any(r is None for r in resolved) else [str(r) for r in resolved]
+
+
+# --------------------------------------------------------------------------- replacing moved videos
+# SLEAP's "Replace Videos": the user points one missing video at its new file; the change of folder
+# this shows (old prefix -> new prefix) is tried on every other missing video, and kept where the
+# file it gives exists.
+
+
+def _parts(path: str) -> tuple[tuple[str, ...], bool]:
+    """Components of a POSIX or Windows-style path, and whether it is Windows-style."""
+    windows = "\\" in path or bool(PureWindowsPath(path).drive)
+    return (PureWindowsPath(path).parts if windows else PurePosixPath(path).parts), windows
+
+
+def prefix_change(old_path: str, new_path: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """The folder change that turns ``old_path`` into ``new_path``: ``(old prefix, new prefix)``.
+
+    The two paths share their trailing components (at least the file name); what comes before is
+    the prefix. ``None`` when the file names differ (a renamed file says nothing about the others).
+
+    Examples
+    --------
+    >>> prefix_change("/lab/2023/mouse1/a.mp4", "/data/2023/mouse1/a.mp4")
+    ('/lab', '/data')
+    """
+    old_parts, old_windows = _parts(old_path)
+    new_parts, _ = _parts(os.fspath(new_path))
+    if not old_parts or not new_parts or old_parts[-1] != new_parts[-1]:
+        return None
+    shared = 0
+    while (
+        shared < min(len(old_parts), len(new_parts))
+        and old_parts[-1 - shared] == new_parts[-1 - shared]
+    ):
+        shared += 1
+    old_prefix = old_parts[: len(old_parts) - shared]
+    new_prefix = new_parts[: len(new_parts) - shared]
+    join_old = PureWindowsPath if old_windows else PurePosixPath
+    old_str = str(join_old(*old_prefix)) if old_prefix else ""
+    new_str = str(Path(*new_prefix)) if new_prefix else ""
+    return old_str, new_str
+
+
+def apply_prefix_change(old_path: str, change: tuple[str, str]) -> Path | None:
+    """``old_path`` with the old prefix of ``change`` replaced by its new prefix (``None``: not under it)."""
+    old_prefix, new_prefix = change
+    parts, _ = _parts(old_path)
+    prefix_parts, _ = _parts(old_prefix) if old_prefix else ((), False)
+    if tuple(parts[: len(prefix_parts)]) != tuple(prefix_parts) or len(parts) <= len(prefix_parts):
+        return None
+    if not prefix_parts and (parts[0] in ("/", "\\") or PureWindowsPath(parts[0]).drive):
+        return None  # an empty old prefix only says where relative paths went
+    rest = parts[len(prefix_parts):]
+    return Path(new_prefix, *rest) if new_prefix else Path(*rest)
+
+
+def find_in_folder(old_path: str, folder: str | os.PathLike[str], *, max_files: int = 200_000) -> Path | None:
+    """Look for a moved video in ``folder`` and below it.
+
+    Tried in order: the stored path's trailing folders under ``folder`` (longest first, so
+    ``old/2023/a.mp4`` finds ``folder/2023/a.mp4`` before another ``a.mp4``), then the file name
+    anywhere below ``folder`` (the shallowest match; at most ``max_files`` entries are looked at).
+
+    Raises
+    ------
+    MissingFileError
+        ``folder`` is not a folder.
+    """
+    from napari_posetrack.core.errors import MissingFileError
+
+    root = Path(os.fspath(folder))
+    if not root.is_dir():
+        raise MissingFileError(root, "not a folder to search for videos")
+    parts, _ = _parts(old_path)
+    parts = tuple(p for p in parts if p not in ("/", "\\") and not PureWindowsPath(p).drive)
+    for start in range(len(parts)):
+        cand = root.joinpath(*parts[start:])
+        if cand.is_file():
+            return cand
+    name = parts[-1] if parts else ""
+    if not name:
+        return None
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        if name in filenames:
+            return Path(dirpath) / name
+        seen += len(filenames) + len(dirnames)
+        if seen > max_files:
+            break
+    return None
+
+
+def propagate_replacement(
+    old_path: str, new_path: str | os.PathLike[str], others: Sequence[str]
+) -> dict[str, str]:
+    """New paths of ``others`` that moved the way ``old_path`` moved to ``new_path``.
+
+    Only paths under the same old prefix whose new file exists are returned (old -> new).
+    """
+    change = prefix_change(old_path, new_path)
+    found: dict[str, str] = {}
+    if change is None:
+        return found
+    for other in others:
+        if other == old_path:
+            continue
+        cand = apply_prefix_change(other, change)
+        if cand is not None and cand.is_file():
+            found[other] = str(cand)
+    return found
+
+
+def replace_videos(labels: Labels, replacements: dict[str, str], *, probe: bool = True) -> list[int]:
+    """Point each video whose stored path is a key of ``replacements`` at the new file; in place.
+
+    Parameters
+    ----------
+    labels
+        Labels whose videos change.
+    replacements
+        Old stored path -> new path; every new path must be an existing file.
+    probe
+        Fill unknown ``n_frames``/``shape``/``fps`` from the new files.
+
+    Returns
+    -------
+    list of int
+        Indices of the videos changed.
+
+    Raises
+    ------
+    MissingFileError
+        A new path is not a file (nothing is changed then).
+    """
+    from napari_posetrack.core.errors import MissingFileError
+
+    for new in replacements.values():
+        if not os.path.isfile(new):
+            raise MissingFileError(new, "the replacement video is not a file")
+    changed: list[int] = []
+    for i, video in enumerate(labels.videos):
+        if isinstance(video.path, list) or video.path not in replacements:
+            continue
+        labels.replace_video(i, replacements[video.path])
+        if probe and video.backend == "pyav" and (video.n_frames is None or video.shape is None):
+            _fill_metadata(video)
+        changed.append(i)
+    return changed
 
 
 def _fill_metadata(video: Video) -> None:
