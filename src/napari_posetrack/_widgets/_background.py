@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from napari_posetrack._widgets._project import PoseProject
     from napari_posetrack.core.inference.pipelines import InferenceOptions
     from napari_posetrack.core.labels import Labels
+    from napari_posetrack.core.tracking.summary import TrackingSummary
     from napari_posetrack.core.tracking.tracker import TrackerConfig
 
 # how long the worker waits for news from the computation before checking for Cancel again
@@ -33,7 +34,9 @@ class BackgroundOutcome:
     """How a background prediction or tracking run ended (passed to ``on_done``).
 
     Exactly one holds: ``labels`` (success: the processed copy, already applied to the project when
-    ``on_done`` runs), ``error`` (the message shown to the user), or ``cancelled``.
+    ``on_done`` runs), ``error`` (the message shown to the user), or ``cancelled``. A run that writes
+    a file (predicting a video outside the project) also says where, and how far it got: cancelled,
+    it saved the frames it finished (``saved_to`` is ``None`` when none had).
     """
 
     action: str
@@ -42,6 +45,11 @@ class BackgroundOutcome:
     error: str | None = None
     cancelled: bool = False
     seconds: float = 0.0
+    tracking_summary: TrackingSummary | None = None  # what tracking did, when the run tracked
+    saved_to: Path | None = None
+    frames_done: int = 0
+    frames_total: int = 0
+    merged: bool = False
 
 
 @dataclass
@@ -69,6 +77,8 @@ def run_in_background(
     on_progress: Callable[[Progress], None] | None = None,
     on_done: Callable[[BackgroundOutcome], None] | None = None,
     merge: bool = True,
+    apply: bool = True,
+    finish_on_cancel: bool = False,
 ) -> Any:
     """Run ``compute(report, cancelled)`` off the GUI thread and apply its labels on the main thread.
 
@@ -82,20 +92,26 @@ def run_in_background(
     napari worker is started; ``worker.quit()`` cancels: the labels stay as they were, whether or
     not ``compute`` noticed in time. Errors are shown as notifications. ``on_done`` runs on the main
     thread last, whatever the outcome.
+
+    ``compute`` may instead return a whole :class:`BackgroundOutcome` (its ``labels`` are applied
+    unless it says ``cancelled``). Without ``apply`` the result is never put into the project. With
+    ``finish_on_cancel``, Cancel is only passed on to ``compute`` (through ``cancelled()``) and the
+    run ends when ``compute`` returns, so that it can save what it finished first.
     """
     from napari.qt.threading import create_worker
 
     news: queue.SimpleQueue = queue.SimpleQueue()
     holder: dict[str, Any] = {}
+    cancel_requested = threading.Event()
 
     def cancelled() -> bool:
         # read by the engine between batches; quit() may stop the generator below before it sees it
-        return bool(holder["worker"].abort_requested)
+        return cancel_requested.is_set() or bool(holder["worker"].abort_requested)
 
     def compute_thread() -> None:
         try:
-            labels, added = compute(news.put, cancelled)
-            news.put(("done", (labels, added)))
+            result = compute(news.put, cancelled)
+            news.put(("done", result))
         except BaseException as exc:  # noqa: BLE001 - reported to the user, never lost in a thread
             news.put(("error", exc))
 
@@ -111,10 +127,15 @@ def run_in_background(
             except queue.Empty:
                 continue
             if isinstance(item, Progress):
+                if finish_on_cancel and cancelled():
+                    continue  # no more yields: the worker would stop here before compute has saved
                 yield item
                 continue
             kind, payload = item
             seconds = time.perf_counter() - started
+            if kind == "done" and isinstance(payload, BackgroundOutcome):
+                payload.seconds = seconds
+                return payload
             if cancelled():
                 return BackgroundOutcome(action, cancelled=True, seconds=seconds)
             if kind == "done":
@@ -127,6 +148,10 @@ def run_in_background(
 
     worker = create_worker(work, _start_thread=False, _ignore_errors=True)
     holder["worker"] = worker
+    if finish_on_cancel:
+        # napari's quit() stops the generator at its next step, before compute has saved what it
+        # finished: here quit() only tells compute, and the run ends when compute returns
+        worker.quit = cancel_requested.set
     # the engine's warnings (a backend falling back, say) reach the worker's signal but, with this
     # napari, no notification; the manager drops repeats, so a napari that relays them too shows one
     from napari.utils.notifications import notification_manager
@@ -143,9 +168,11 @@ def run_in_background(
 
     def on_returned(outcome: BackgroundOutcome) -> None:
         state["outcome"] = outcome
-        if outcome.labels is not None:
+        if outcome.labels is not None and apply and not outcome.cancelled:
             try:
-                if merge:
+                if outcome.saved_to is not None and project.labels is None:
+                    project.open(outcome.saved_to)  # nothing open to add to: show the new file
+                elif merge:
                     project.apply_predictions(outcome.labels, action)
                 elif state["edited"]:
                     raise PoseTrackError(
@@ -153,8 +180,11 @@ def run_in_background(
                     )
                 else:
                     project.apply(outcome.labels, action)
+                outcome.merged = True
             except Exception as exc:  # noqa: BLE001 - e.g. the project was closed meanwhile
                 outcome.labels, outcome.error = None, error_message(exc)
+                if outcome.saved_to is not None:
+                    outcome.error = f"saved to {outcome.saved_to}, but not added to the project: {outcome.error}"
         if outcome.error is not None:
             from napari.utils.notifications import show_error
 
@@ -226,6 +256,7 @@ def predict_in_background(
     labels = project.labels.copy()  # on the main thread: the user may edit while the worker runs
     run_dirs = [Path(d) for d in run_dirs]
     videos = None if videos is None else list(videos)
+    summary: dict[str, TrackingSummary] = {}
 
     def compute(report: Callable[[Progress], None], cancelled: Callable[[], bool]) -> tuple[Labels, int]:
         from napari_posetrack.core.inference.api import predict_labels
@@ -243,19 +274,124 @@ def predict_in_background(
         )
         if tracker_config is None or cancelled():
             return labels, added
-        return _track(labels, tracker_config, report), added
+        return _track(labels, tracker_config, report, summary), added
 
     # tracking user instances too changes more than predictions: then the result replaces the labels
     merge = tracker_config is None or tracker_config.kind == "predicted"
     return run_in_background(
-        project, "predict", compute, on_progress=on_progress, on_done=on_done, merge=merge
+        project, "predict", compute, on_progress=on_progress, on_done=_with_summary(on_done, summary), merge=merge
     )
 
 
-def _track(labels: Labels, config: TrackerConfig, report: Callable[[Progress], None]) -> Labels:
-    from napari_posetrack.core.tracking.tracker import track_labels
+def predict_video_file_in_background(
+    project: PoseProject,
+    run_dirs: Sequence[Path],
+    video_path: str | Path,
+    output: str | Path | None,
+    target: str,
+    tracker_config: TrackerConfig | None = None,
+    *,
+    merge: bool = False,
+    options: InferenceOptions | None = None,
+    on_done: Callable[[BackgroundOutcome], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Any:
+    """Predict (and optionally track) a video that is not in the project, into its own ``.slp`` file.
 
-    return track_labels(labels, config, progress=lambda d, t: report(Progress("tracking", -1, d, t)))
+    Parameters
+    ----------
+    project
+        The viewer's project: untouched unless ``merge``.
+    run_dirs
+        The model's run folders (as for :func:`predict_in_background`).
+    video_path
+        The video file.
+    output
+        The ``.slp`` to write; ``None``: ``<video>.predictions.slp`` beside the video.
+    target
+        ``"all"``, ``"unlabelled"`` (the same for a new video) or a frame specification.
+    tracker_config
+        Track the predictions before saving; ``None`` = do not track.
+    merge
+        Also add the predictions (and the video) to the project, as one undoable step; with no
+        labels open, the new file is opened as the project.
+    options
+        Inference options (default: :class:`InferenceOptions`).
+    on_done, on_progress
+        As for :func:`predict_in_background`. The outcome's ``saved_to``, ``frames_done`` and
+        ``frames_total`` say what was written.
+
+    ``worker.quit()`` cancels after the current batch: the frames finished are saved to the file
+    (and its journal kept, so predicting the same video to the same file again does only the
+    rest); nothing is added to the project.
+    """
+    run_dirs = [Path(d) for d in run_dirs]
+    video_path = Path(video_path)
+    output = None if output is None else Path(output)
+
+    def compute(report: Callable[[Progress], None], cancelled: Callable[[], bool]) -> BackgroundOutcome:
+        from napari_posetrack.core.inference.api import predict_video_file
+        from napari_posetrack.core.inference.pipelines import load_pipeline
+
+        report(Progress("loading", -1, 0, 0))
+        pipeline = load_pipeline(run_dirs, options)
+        result = predict_video_file(
+            video_path,
+            pipeline,
+            output,
+            target=target,
+            tracker=tracker_config,
+            progress=lambda v, d, t: report(Progress("predicting", -1, d, t)),
+            cancel=cancelled,
+        )
+        return BackgroundOutcome(
+            "predict video",
+            labels=result.labels,
+            added=result.added,
+            cancelled=result.cancelled,
+            saved_to=result.output,
+            frames_done=result.frames_done,
+            frames_total=result.frames_total,
+        )
+
+    return run_in_background(
+        project,
+        "predict video",
+        compute,
+        on_progress=on_progress,
+        on_done=on_done,
+        merge=True,
+        apply=merge,
+        finish_on_cancel=True,
+    )
+
+
+def _track(
+    labels: Labels,
+    config: TrackerConfig,
+    report: Callable[[Progress], None],
+    summary: dict[str, TrackingSummary],
+) -> Labels:
+    """Track ``labels``; the run's :class:`TrackingSummary` goes into ``summary["summary"]``."""
+    from napari_posetrack.core.tracking.tracker import track
+
+    result = track(labels, config, progress=lambda d, t: report(Progress("tracking", -1, d, t)))
+    summary["summary"] = result.summary  # set before compute returns, so before on_done runs
+    return result.labels
+
+
+def _with_summary(
+    on_done: Callable[[BackgroundOutcome], None] | None, summary: dict[str, TrackingSummary]
+) -> Callable[[BackgroundOutcome], None]:
+    """``on_done`` that first puts the tracking summary of a successful run into the outcome."""
+
+    def done(outcome: BackgroundOutcome) -> None:
+        if outcome.labels is not None:
+            outcome.tracking_summary = summary.get("summary")
+        if on_done is not None:
+            on_done(outcome)
+
+    return done
 
 
 def track_in_background(
@@ -273,18 +409,27 @@ def track_in_background(
     if project.labels is None:
         raise ValueError("open or create labels before tracking")
     labels = project.labels.copy()
+    summary: dict[str, TrackingSummary] = {}
 
     def compute(report: Callable[[Progress], None], cancelled: Callable[[], bool]) -> tuple[Labels, int]:
-        return _track(labels, tracker_config, report), 0
+        return _track(labels, tracker_config, report, summary), 0
 
     return run_in_background(
         project,
         "track",
         compute,
         on_progress=on_progress,
-        on_done=on_done,
+        on_done=_with_summary(on_done, summary),
         merge=tracker_config.kind == "predicted",
     )
 
 
-__all__ = ["BackgroundOutcome", "Progress", "error_message", "predict_in_background", "run_in_background", "track_in_background"]
+__all__ = [
+    "BackgroundOutcome",
+    "Progress",
+    "error_message",
+    "predict_in_background",
+    "predict_video_file_in_background",
+    "run_in_background",
+    "track_in_background",
+]

@@ -3,6 +3,10 @@
 Prediction and tracking run on a copy of the project's labels in a napari ``thread_worker``; the
 copy's new predictions and tracks are merged into the project on the main thread when the work ends
 (:meth:`PoseProject.apply_predictions`), as one undoable step. The viewer stays usable meanwhile.
+
+A video that is not in the project (the "Video file outside the project" box) is predicted into its
+own ``<video>.predictions.slp``, as SLEAP users do; the project is only changed when they ask for
+the predictions to be added to it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from napari_posetrack._widgets._background import (
     Progress,
     error_message,
     predict_in_background,
+    predict_video_file_in_background,
     track_in_background,
 )
 from napari_posetrack._widgets._tracker_form import DataclassForm, FormOverrides, TrackerForm, cli_help
@@ -57,6 +62,9 @@ TARGETS: dict[str, str | None] = {
 }
 CURRENT_VIDEO, ALL_VIDEOS = "Current video", "All videos"
 DELETE_ALL, DELETE_RANGE, DELETE_BELOW = "All predictions", "In a frame range", "Below a score"
+# the frame choices that mean something for a video outside the project (it has no labels)
+VIDEO_FILE_TARGETS = ("All frames", "Frame range", "Unlabelled frames")
+VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.m4v *.mpg *.mpeg *.webm);;All files (*)"
 
 
 # --------------------------------------------------------------------------- inference options form
@@ -120,12 +128,14 @@ class InferenceWidget(QWidget):
         self.last_outcome: BackgroundOutcome | None = None
         self._models: list[Any] = []
         self._n_frames = -1
+        self._video_file_frames: int | None = None  # length of the chosen video file, once probed
         self.setObjectName("inference_widget")
 
         content = QWidget()
         layout = QVBoxLayout(content)
         layout.addWidget(self._build_models_group())
         layout.addWidget(self._build_frames_group())
+        layout.addWidget(self._build_video_file_group())
         layout.addWidget(self._build_tracking_group())
         layout.addLayout(self._build_run_row())
         layout.addWidget(self._build_delete_group())
@@ -253,6 +263,58 @@ class InferenceWidget(QWidget):
         form.addRow("Videos", self.video_scope_combo)
         return box
 
+    def _build_video_file_group(self) -> QGroupBox:
+        box = QGroupBox("Predict a video file outside the project")
+        box.setObjectName("video_file_group")
+        box.setCheckable(True)
+        box.setChecked(False)
+        box.setToolTip(
+            "Predict a video that is not in the project (new recordings), as sleap-track does: the "
+            "predictions go to their own .slp file, which File > Open shows with the video. The "
+            "frames chosen above (all, a range) are predicted; the project stays as it is unless you "
+            "tick 'Also add them to the project'."
+        )
+        box.toggled.connect(self._on_video_file_toggled)
+        self.video_file_group = box
+        form = QFormLayout(box)
+        self.video_file_edit = QLineEdit()
+        self.video_file_edit.setObjectName("video_file_edit")
+        self.video_file_edit.setPlaceholderText("the video to predict")
+        self.video_file_edit.setToolTip("The video file to predict (it is not added to the project)")
+        self.video_file_edit.editingFinished.connect(self._on_video_file_edited)
+        browse = QPushButton("Browse…")
+        browse.setObjectName("video_file_browse")
+        browse.setToolTip("Choose the video file")
+        browse.clicked.connect(self._on_video_file_browse_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.video_file_edit, 1)
+        row.addWidget(browse)
+        form.addRow("Video", row)
+        self.video_output_edit = QLineEdit()
+        self.video_output_edit.setObjectName("video_output_edit")
+        self.video_output_edit.setPlaceholderText("<video>.predictions.slp beside the video")
+        self.video_output_edit.setToolTip(
+            "Where the predictions are saved (a SLEAP .slp file). Empty: beside the video, named after "
+            "it (clip.mp4 -> clip.mp4.predictions.slp). An unfinished run of the same video to the same "
+            "file resumes where it stopped."
+        )
+        save_as = QPushButton("Browse…")
+        save_as.setObjectName("video_output_browse")
+        save_as.setToolTip("Choose where to save the predictions")
+        save_as.clicked.connect(self._on_video_output_browse_clicked)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.video_output_edit, 1)
+        row2.addWidget(save_as)
+        form.addRow("Save to", row2)
+        self.video_merge_check = QCheckBox("Also add them to the project")
+        self.video_merge_check.setObjectName("video_merge_check")
+        self.video_merge_check.setToolTip(
+            "Also add the video and its predictions to the open project (one undo step). With no "
+            "project open, the new file is opened. Unticked, the project is not changed."
+        )
+        form.addRow(self.video_merge_check)
+        return box
+
     def _build_tracking_group(self) -> QGroupBox:
         box = QGroupBox("Tracking")
         box.setObjectName("tracking_group")
@@ -290,7 +352,10 @@ class InferenceWidget(QWidget):
         self.track_button.clicked.connect(self._on_track_clicked)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("cancel_button")
-        self.cancel_button.setToolTip("Stop; nothing predicted in this run is kept")
+        self.cancel_button.setToolTip(
+            "Stop. Predicting the project: nothing predicted in this run is kept. Predicting a video "
+            "file: the frames finished are saved to its file, and predicting it again does the rest."
+        )
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
         row.addWidget(self.predict_button)
         row.addWidget(self.track_button)
@@ -305,6 +370,16 @@ class InferenceWidget(QWidget):
         self.status_label.setWordWrap(True)
         self.status_label.setToolTip("What the last run did")
         col.addWidget(self.status_label)
+        self.tracking_summary_label = QLabel("")
+        self.tracking_summary_label.setObjectName("tracking_summary_label")
+        self.tracking_summary_label.setWordWrap(True)
+        self.tracking_summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.tracking_summary_label.setToolTip(
+            "What the last tracking run did: tracks, instances placed and rejected (and why), "
+            "and its least certain decisions (lower = closer call): frames worth reviewing"
+        )
+        self.tracking_summary_label.setVisible(False)
+        col.addWidget(self.tracking_summary_label)
         return col
 
     def _build_delete_group(self) -> QGroupBox:
@@ -405,6 +480,56 @@ class InferenceWidget(QWidget):
         if path:
             self.model_path_edit.setText(path)
 
+    def _on_video_file_browse_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Video to predict", self.video_file_edit.text(), VIDEO_FILTER)
+        if path:
+            self.video_file_edit.setText(path)
+            self._on_video_file_edited()
+
+    def _on_video_output_browse_clicked(self) -> None:
+        start = self.video_output_edit.text() or self.video_output_path_or_default()
+        path, _ = QFileDialog.getSaveFileName(self, "Save predictions as", start, "SLEAP labels (*.slp)")
+        if path:
+            self.video_output_edit.setText(path)
+
+    def _on_video_file_toggled(self, on: bool) -> None:
+        self.video_scope_combo.setEnabled(not on and self.target_combo.currentText() not in ("Current frame", "Frame range"))
+        self._update_frame_limits()
+
+    def _on_video_file_edited(self) -> None:
+        """Read the chosen video's length (frame range limits); a file that is not a video is said at once."""
+        from napari.utils.notifications import show_error
+
+        from napari_posetrack.core.video import probe_video
+
+        self._video_file_frames = None
+        path = self.video_file_edit.text().strip()
+        if path:
+            try:
+                self._video_file_frames = probe_video(path).n_frames
+            except (PoseTrackError, OSError, ValueError) as exc:
+                show_error(f"Cannot read {path}: {error_message(exc)}")
+        self._update_frame_limits()
+
+    def video_file(self) -> Path | None:
+        """The video outside the project to predict (``None`` when that box is off)."""
+        if not self.video_file_group.isChecked():
+            return None
+        path = self.video_file_edit.text().strip()
+        if not path:
+            raise PoseTrackError("choose the video file to predict (or untick 'Predict a video file')")
+        return Path(path)
+
+    def video_output_path_or_default(self) -> str:
+        """The output box's text, or the default file beside the chosen video (empty: no video yet)."""
+        from napari_posetrack.core.inference.api import predictions_path_for
+
+        text = self.video_output_edit.text().strip()
+        if text:
+            return text
+        video = self.video_file_edit.text().strip()
+        return str(predictions_path_for(video)) if video else ""
+
     def _on_runs_folder_edited(self) -> None:
         from napari.utils.notifications import show_error
 
@@ -437,7 +562,9 @@ class InferenceWidget(QWidget):
     def _on_target_changed(self, *_: Any) -> None:
         choice = self.target_combo.currentText()
         self.range_row.setEnabled(choice == "Frame range")
-        self.video_scope_combo.setEnabled(choice not in ("Current frame", "Frame range"))
+        self.video_scope_combo.setEnabled(
+            choice not in ("Current frame", "Frame range") and not self.video_file_group.isChecked()
+        )
 
     def _on_delete_scope_changed(self, *_: Any) -> None:
         scope = self.delete_scope_combo.currentText()
@@ -462,8 +589,11 @@ class InferenceWidget(QWidget):
         self._update_frame_limits()
 
     def _update_frame_limits(self) -> None:
-        video = self.project.video
-        n = (video.n_frames or 0) if video is not None else 0
+        if self.video_file_group.isChecked() and self._video_file_frames is not None:
+            n = self._video_file_frames  # the range counts frames of the video file being predicted
+        else:
+            video = self.project.video
+            n = (video.n_frames or 0) if video is not None else 0
         last = max(n - 1, 0) if n else 999_999_999  # unknown length: the engine checks the range
         for spin in (
             self.range_start_spin,
@@ -478,6 +608,9 @@ class InferenceWidget(QWidget):
         self._n_frames = n
 
     def _on_predict_clicked(self) -> None:
+        if self.video_file_group.isChecked():
+            self._predict_video_file()
+            return
         from napari.utils.notifications import show_error
 
         try:
@@ -500,6 +633,39 @@ class InferenceWidget(QWidget):
                 videos=videos,
             )
         except (PoseTrackError, ValueError, OSError) as exc:  # bad choices: say which, start nothing
+            self._set_busy(False)
+            show_error(f"Cannot predict: {error_message(exc)}")
+
+    def _predict_video_file(self) -> None:
+        from napari.utils.notifications import show_error
+
+        try:
+            video = self.video_file()
+            choice = self.target_combo.currentText()
+            if choice not in VIDEO_FILE_TARGETS:
+                raise PoseTrackError(
+                    f"{video}: a video outside the project has no {choice.lower()}; choose "
+                    + ", ".join(VIDEO_FILE_TARGETS[:-1]).lower() + f" or {VIDEO_FILE_TARGETS[-1].lower()}"
+                )
+            runs = self.model_runs()
+            options = self.options_form.options()
+            tracker = self.tracker_form.config() if self.track_check.isChecked() else None
+            output = self.video_output_edit.text().strip() or None
+            self._set_busy(True)
+            self._started = time.perf_counter()
+            self.worker = predict_video_file_in_background(
+                self.project,
+                runs,
+                video,
+                output,
+                self.target(),
+                tracker,
+                merge=self.video_merge_check.isChecked(),
+                options=options,
+                on_done=self._on_worker_done,
+                on_progress=self._on_worker_progress,
+            )
+        except (PoseTrackError, ValueError, OSError) as exc:
             self._set_busy(False)
             show_error(f"Cannot predict: {error_message(exc)}")
 
@@ -537,6 +703,8 @@ class InferenceWidget(QWidget):
             if p.video < 0 or self.project.labels is None or p.video >= len(self.project.labels.videos)
             else f" {self.project.labels.videos[p.video].name}:"
         )
+        if p.video < 0 and self.video_file_group.isChecked() and self.video_file_edit.text().strip():
+            where = f" {Path(self.video_file_edit.text().strip()).name}:"
         verb = "Predicting" if p.stage == "predicting" else "Tracking"
         self.status_label.setText(f"{verb}{where} frame {p.done} of {p.total}")
 
@@ -544,7 +712,10 @@ class InferenceWidget(QWidget):
         self.last_outcome = outcome
         self.worker = None
         self._set_busy(False)
-        if outcome.cancelled:
+        self._show_tracking_summary(outcome)
+        if outcome.action == "predict video":
+            self._report_video_file(outcome)
+        elif outcome.cancelled:
             self.status_label.setText("Cancelled; the labels are unchanged.")
         elif outcome.error is not None:
             self.status_label.setText(f"Failed: {outcome.error}")
@@ -555,6 +726,45 @@ class InferenceWidget(QWidget):
         else:
             n = 0 if outcome.labels is None else len(outcome.labels.tracks)
             self.status_label.setText(f"Tracked into {n} tracks in {outcome.seconds:.1f} s.")
+
+    def _show_tracking_summary(self, outcome: BackgroundOutcome) -> None:
+        """Show what the run's tracking did (kept from the last tracking run otherwise)."""
+        summary = outcome.tracking_summary
+        if summary is None:
+            return
+        self.tracking_summary_label.setText("\n".join(line.strip() for line in summary.lines()))
+        self.tracking_summary_label.setVisible(True)
+
+    def _report_video_file(self, outcome: BackgroundOutcome) -> None:
+        """Status and notification of a video-file run: where the predictions went, how far it got."""
+        from napari.utils.notifications import show_info, show_warning
+
+        if outcome.error is not None:  # already notified by the worker
+            self.status_label.setText(f"Failed: {outcome.error}")
+            return
+        done, total = outcome.frames_done, outcome.frames_total
+        if outcome.cancelled:
+            if outcome.saved_to is None:
+                message = f"Cancelled after 0 of {total} frames; nothing was saved."
+            else:
+                message = (
+                    f"Cancelled after {done} of {total} frames: the {done} finished frames "
+                    f"({outcome.added} predicted instances) are saved in {outcome.saved_to}; predicting "
+                    "this video to the same file again does only the rest. The project is unchanged."
+                )
+            self.status_label.setText(message)
+            show_warning(message)
+            return
+        if outcome.saved_to is None:
+            message = f"Nothing to predict: no frames chosen ({total})."
+        else:
+            message = (
+                f"Saved {outcome.added} predicted instances on {done} frames to {outcome.saved_to} "
+                f"in {outcome.seconds:.1f} s"
+                + ("; added to the project." if outcome.merged else "; the project is unchanged.")
+            )
+        self.status_label.setText(message)
+        show_info(message)
 
     def _on_delete_clicked(self) -> None:
         from napari.utils.notifications import show_error, show_info
