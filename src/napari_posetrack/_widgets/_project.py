@@ -222,8 +222,23 @@ class PoseProject:
         return LabelsSession(labels, path if in_place else None)
 
     def start_session(self, session: LabelsSession) -> None:
-        """Show a loaded session (main thread)."""
+        """Show a loaded session (main thread); videos not found are offered for replacement."""
         self._start(session)
+        self.offer_missing_videos()
+
+    # the open "Videos not found" dialog of the last file opened (None when every video was found)
+    missing_videos_dialog: Any = None
+
+    def offer_missing_videos(self) -> Any:
+        """Open the "Videos not found" dialog (not blocking) when videos of the labels are missing.
+
+        Returns the :class:`~napari_posetrack._widgets._missing_videos.MissingVideosDialog`, or
+        ``None`` when every video is where the labels say.
+        """
+        from napari_posetrack._widgets._missing_videos import offer_missing_videos
+
+        self.missing_videos_dialog = offer_missing_videos(self)
+        return self.missing_videos_dialog
 
     def set_labels(self, labels: Labels, path: str | os.PathLike[str] | None = None) -> None:
         """Start a new session on ``labels`` (saved to ``path``) and show its first video."""
@@ -278,6 +293,7 @@ class PoseProject:
                 viewer.layers.remove(layer)
         path = source if source and str(source).lower().endswith(".slp") else None
         self.set_labels(labels, path)
+        self.offer_missing_videos()
         return True
 
     # ------------------------------------------------------------------ navigation
