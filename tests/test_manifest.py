@@ -45,7 +45,7 @@ def test_manifest_loads_without_heavy_imports():
     assert facts["writers"] == ["napari-posetrack.write_slp", "napari-posetrack.write_dlc_csv"]
     assert facts["samples"] == ["generated"]
     assert facts["widgets"] == [
-        "Labelling", "Skeleton", "Suggestions", "Training", "Inference and tracking", "Tools"
+        "Labelling", "Skeleton", "Suggestions", "Training", "Inference and tracking", "Tools", "Proofread identities"
     ]
 
 

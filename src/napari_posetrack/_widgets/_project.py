@@ -515,7 +515,8 @@ class PoseProject:
             return
         layer.events.data.connect(self._on_points_data)
         layer.feature_defaults = {
-            "instance": -1, "track": "", "node": "", "score": np.nan, "kind": "user", "visible": True
+            "instance": -1, "track": "", "node": "", "score": np.nan, "kind": "user", "visible": True,
+            "rejected": "",
         }
         layer.mouse_drag_callbacks.insert(0, self._on_points_drag)
         layer.mouse_double_click_callbacks.append(self._on_points_double_click)
@@ -709,7 +710,11 @@ class PoseProject:
             return
         data = np.asarray(layer.data)
         on_frame = np.flatnonzero(np.rint(data[:, 0]) == self.current_frame) if len(data) else []
-        features = {c: layer.features[c].to_numpy()[on_frame] for c in ("instance", "node", "track", "kind")}
+        features = {
+            c: layer.features[c].to_numpy()[on_frame]
+            for c in ("instance", "node", "track", "kind", "rejected")
+            if c in layer.features
+        }
         vectors, colours = skeleton_vectors(data[on_frame], features, layer.metadata)
         with self._quiet():
             vectors_layer.data = vectors
@@ -819,6 +824,10 @@ class PoseProject:
                 self._sync_metadata_and_tracks()
             else:
                 self._show(rebuild_video=not video_ok)
+        elif change.tracks_changed:
+            # names and colours of tracks live in the layer metadata and every point's style
+            self.refresh()
+            self._sync_metadata_and_tracks()
         elif not self._from_layer:
             start, stop = self._window
             shown = {f for v, f in change.frames if v == self.video_index and start <= f < stop}
