@@ -1033,6 +1033,10 @@ def project_for(viewer: napari.viewer.Viewer) -> PoseProject:
     project = PoseProject(viewer)
     _PROJECTS[id(viewer)] = (weakref.ref(viewer), project)
     project.adopt_open_layers()
+    # the first PoseTrack widget of the session puts "PoseTrack workspace" into Plugins > PoseTrack
+    from napari_posetrack._widgets._workspace import add_workspace_menu_item
+
+    add_workspace_menu_item()
     return project
 
 

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_posetrack._widgets._project import project_for
+from napari_posetrack._widgets._scroll import scrolling_body
 from napari_posetrack._widgets._shortcuts import SHORTCUTS, bind_shortcuts, shortcuts_table
 from napari_posetrack.core import labelling as nav
 from napari_posetrack.core.errors import PoseTrackError
@@ -107,7 +108,7 @@ class LabellingWidget(QWidget):
         self._help: QDialog | None = None
         self.open_menu: QMenu | None = None
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_body(self, "labelling")
         layout.addWidget(self._file_box())
         layout.addWidget(self._video_box())
         layout.addWidget(self._instance_box())

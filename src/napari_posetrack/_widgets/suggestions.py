@@ -29,11 +29,11 @@ from qtpy.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from napari_posetrack._widgets._project import project_for
+from napari_posetrack._widgets._scroll import scrolling_body
 from napari_posetrack.core.labels import Labels, Suggestion
 from napari_posetrack.core.tools.suggestion_rounds import (
     METHODS,
@@ -97,7 +97,7 @@ class SuggestionsWidget(QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build_ui(self) -> None:
-        layout = QVBoxLayout(self)
+        layout = scrolling_body(self, "suggestions")
         form = QFormLayout()
 
         self.method_combo = QComboBox()

@@ -47,6 +47,7 @@ from qtpy.QtWidgets import (
 
 from napari_posetrack._widgets._config_form import ConfigForm
 from napari_posetrack._widgets._loss_plot import LossHistory, LossPlot, format_duration
+from napari_posetrack._widgets._scroll import scrolling_body
 from napari_posetrack._widgets._training_process import TrainingProcess, TrainingStep
 from napari_posetrack.core.config import FIELD_HELP, TrainingConfig, baseline_profile, topdown_configs
 from napari_posetrack.core.errors import PoseTrackError
@@ -106,6 +107,8 @@ def receptive_field_captions(sizes: dict[str, float]) -> list[str]:
     """
     if not sizes:
         return []
+    if len(sizes) == 1:  # one box needs no colour key (and a short caption stays on the canvas)
+        return [f"receptive field {next(iter(sizes.values())):.0f} px"]
     parts = [
         f"{colour} {MODEL_TITLES[model].lower()} {size:.0f} px"
         for colour, (model, size) in zip(RF_COLOURS, sizes.items(), strict=False)
@@ -158,7 +161,7 @@ class TrainingWidget(QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
-        outer = QVBoxLayout(self)
+        outer = scrolling_body(self, "training")
 
         top = QFormLayout()
         self.pipeline_combo = QComboBox()
