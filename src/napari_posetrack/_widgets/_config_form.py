@@ -105,6 +105,7 @@ LIST_EXAMPLES: dict[str, str] = {
     "model.heads.confmaps.levels": "2, 3, 4",
     "model.heads.centroids.levels": "2, 3, 4",
     "model.heads.pafs.levels": "3, 4, 5",
+    "model.heads.class_vectors.classes": "female, male",
     "optimization.schedule.milestones": "100, 150",
 }
 """An example of each list field, shown in its empty control."""
@@ -119,6 +120,7 @@ SECTION_TITLES: dict[str, str] = {
     "model.heads.confmaps": "Body-part maps (confidence maps)",
     "model.heads.centroids": "Animal-centre maps (centroid model)",
     "model.heads.pafs": "Part affinity fields (bottom-up)",
+    "model.heads.class_vectors": "Identity (top-down ID model: track names of the labelled animals)",
     "optimization": "Optimisation",
     "optimization.schedule": "Learning-rate schedule",
     "optimization.early_stopping": "Early stopping",
@@ -303,6 +305,7 @@ VISIBILITY_DRIVERS = (
     "model.heads.pafs.levels",
     "model.heads.confmaps.posture_graph",
     "model.heads.centroids.posture_graph",
+    "model.heads.class_vectors.enabled",
 )
 """Fields whose value decides whether other fields apply (see :func:`field_applies`)."""
 
@@ -357,6 +360,11 @@ def field_applies(key: str, pipeline: str | None, value: Callable[[str], Any]) -
         return pipeline in ("centroid", "topdown")
     if key.startswith("model.heads.pafs."):
         return pipeline == "bottomup"
+    if key.startswith("model.heads.class_vectors."):
+        # an identity head sits on the centered-instance model; its details matter once it is on
+        if key == "model.heads.class_vectors.enabled" or value(key.rsplit(".", 1)[0] + ".enabled"):
+            return pipeline in ("centered_instance", "topdown")
+        return False
     return True
 
 

@@ -21,13 +21,16 @@ from napari_posetrack.core.config.data import CHANNELS, DataConfig
 from napari_posetrack.core.config.help import FIELD_HELP
 from napari_posetrack.core.config.model import (
     BACKBONES,
+    CLASS_HEAD,
     PIPELINES,
     TRAINABLE_PIPELINES,
+    ClassVectorsHeadConfig,
     ConfmapHeadConfig,
     HeadsConfig,
     ModelConfig,
     PAFHeadConfig,
     UNetConfig,
+    class_head_config,
     head_configs,
 )
 from napari_posetrack.core.config.optimization import (
@@ -52,6 +55,7 @@ from napari_posetrack.core.errors import ConfigError
 __all__ = [
     "BACKBONES",
     "CHANNELS",
+    "CLASS_HEAD",
     "FIELD_HELP",
     "FLIP_DIRECTIONS",
     "KEEP_CHECKPOINTS",
@@ -61,6 +65,7 @@ __all__ = [
     "SCHEDULES",
     "TRAINABLE_PIPELINES",
     "AugmentationConfig",
+    "ClassVectorsHeadConfig",
     "ConfigError",
     "ConfmapHeadConfig",
     "DataConfig",
@@ -75,6 +80,7 @@ __all__ = [
     "TrainingConfig",
     "UNetConfig",
     "baseline_profile",
+    "class_head_config",
     "head_configs",
     "topdown_configs",
 ]

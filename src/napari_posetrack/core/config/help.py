@@ -94,6 +94,16 @@ FIELD_HELP: dict[str, str] = {
     "model.heads.pafs.output_stride": "The part affinity fields are this many times smaller than the input.",
     "model.heads.pafs.loss_weight": "Weight of the part affinity fields in the total loss.",
     "model.heads.pafs.levels": "Train the part affinity fields on several levels with one shared head.",
+    "model.heads.class_vectors.enabled": "Identity model (top-down centered-instance model only): also learn "
+    "which animal each crop shows, from the track names given to the labelled animals (e.g. 'female', "
+    "'male'). Predictions then get those names as tracks, with no tracker needed. Needs at least two named tracks.",
+    "model.heads.class_vectors.classes": "The identities the model tells apart, in output order. Empty = the "
+    "track names of the labelled animals, filled in when training starts (and saved with the run).",
+    "model.heads.class_vectors.num_fc_layers": "Identity model: hidden layers of the small network that turns "
+    "the crop's pooled deepest features into identity scores (0 = one linear layer).",
+    "model.heads.class_vectors.num_fc_units": "Identity model: width of each of those hidden layers.",
+    "model.heads.class_vectors.loss_weight": "Weight of the identity (cross-entropy) loss in the total loss, "
+    "next to the body-part maps' loss.",
     # optimization
     "optimization.batch_size": "Images per training step. Larger is smoother and faster per image but needs "
     "more GPU memory.",

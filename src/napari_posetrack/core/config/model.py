@@ -102,6 +102,21 @@ class PAFHeadConfig:
 
 
 @dataclass
+class ClassVectorsHeadConfig:
+    """Identity head of a centered-instance model (SLEAP's multi-class top-down ``class_vectors``).
+
+    When ``enabled``, the deepest features of the crop are averaged over space and a small MLP gives one
+    logit per class; the classes are the track names of the labelled (user) instances.
+    """
+
+    enabled: bool = False
+    classes: list[str] = field(default_factory=list)
+    num_fc_layers: int = 1
+    num_fc_units: int = 64
+    loss_weight: float = 1.0
+
+
+@dataclass
 class HeadsConfig:
     """Output heads; the pipeline decides which are built."""
 
@@ -110,6 +125,7 @@ class HeadsConfig:
         default_factory=lambda: ConfmapHeadConfig(sigma=5.0, output_stride=2)
     )
     pafs: PAFHeadConfig = field(default_factory=PAFHeadConfig)
+    class_vectors: ClassVectorsHeadConfig = field(default_factory=ClassVectorsHeadConfig)
 
 
 @dataclass
@@ -139,6 +155,26 @@ def head_configs(config: TrainingConfig) -> dict[str, ConfmapHeadConfig | PAFHea
     if pipeline == "topdown":
         return {"centroids": heads.centroids, "confmaps": heads.confmaps}
     raise ConfigError(f"model.pipeline: unknown pipeline {pipeline!r}; use one of {', '.join(PIPELINES)}")
+
+
+CLASS_HEAD = "class_vectors"
+"""Output name of the identity head: ``(B, n_classes)`` logits, one row per crop."""
+
+CLASS_PIPELINES = ("centered_instance", "topdown")
+"""Pipelines that can carry an identity head (the centered-instance model of a top-down job)."""
+
+
+def class_head_config(config: TrainingConfig) -> ClassVectorsHeadConfig | None:
+    """The identity head's config when this model trains one, else ``None``.
+
+    Only a centered-instance model (or a top-down job, for its centered-instance half) with
+    ``model.heads.class_vectors.enabled`` has one. The class head is not among :func:`head_configs`:
+    it makes one vector per crop, not maps.
+    """
+    head = config.model.heads.class_vectors
+    if head.enabled and config.model.pipeline in CLASS_PIPELINES:
+        return head
+    return None
 
 
 def head_strides(head: ConfmapHeadConfig | PAFHeadConfig) -> list[int]:

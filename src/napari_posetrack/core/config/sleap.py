@@ -56,14 +56,28 @@ def _convert_sleap(raw: dict[str, Any]) -> TrainingConfig:
 
     heads = _section(raw, "model", "heads")
     kinds = [
-        k for k in ("single_instance", "centroid", "centered_instance", "multi_instance") if heads.get(k)
+        k
+        for k in ("single_instance", "centroid", "centered_instance", "multi_instance", "multi_class_topdown")
+        if heads.get(k)
     ]
     if not kinds:
         others = [k for k, v in heads.items() if v]
+        if "multi_class_bottomup" in others:
+            raise ConfigError(
+                "model.heads.multi_class_bottomup: bottom-up identity models are not supported yet; "
+                "use a multi_class_topdown (top-down identity) model"
+            )
         raise ConfigError(f"model.heads: no supported head (this file uses {others or 'none'})")
     kind = kinds[0]
     head = heads[kind]
-    if kind == "multi_instance":
+    if kind == "multi_class_topdown":
+        # SLEAP's top-down identity model: centered-instance maps plus a class-vector head
+        cfg.model.pipeline = "centered_instance"
+        confmaps = head.get("confmaps") or {}
+        _sleap_head(confmaps, cfg.model.heads.confmaps, "model.heads.confmaps")
+        _sleap_class_vectors(head.get("class_vectors") or {}, cfg)
+        head = confmaps
+    elif kind == "multi_instance":
         cfg.model.pipeline = "bottomup"
         _sleap_head(head.get("confmaps") or {}, cfg.model.heads.confmaps, "model.heads.confmaps")
         _sleap_head(head.get("pafs") or {}, cfg.model.heads.pafs, "model.heads.pafs")
@@ -155,6 +169,25 @@ def _sleap_head(src: dict[str, Any], dst: ConfmapHeadConfig | PAFHeadConfig, pre
     for key, hint in (("sigma", float), ("output_stride", int), ("loss_weight", float)):
         if src.get(key) is not None:
             setattr(dst, key, _coerce(src[key], hint, f"{prefix}.{key}"))
+
+
+def _sleap_class_vectors(src: dict[str, Any], cfg: TrainingConfig) -> None:
+    """SLEAP's ``class_vectors`` head (classes, fully connected layers and units, loss weight).
+
+    SLEAP reads it from the encoder at its ``output_stride`` with global pooling; here it always pools
+    the backbone's deepest features, so ``output_stride`` and ``global_pool`` have no counterpart.
+    """
+    c = cfg.model.heads.class_vectors
+    c.enabled = True
+    prefix = "model.heads.class_vectors"
+    if src.get("classes") is not None:
+        classes = src["classes"]
+        if not isinstance(classes, (list, tuple)):
+            raise ConfigError(f"{prefix}.classes: expected a list of names, got {classes!r}")
+        c.classes = [str(name) for name in classes]
+    for key, hint in (("num_fc_layers", int), ("num_fc_units", int), ("loss_weight", float)):
+        if src.get(key) is not None:
+            setattr(c, key, _coerce(src[key], hint, f"{prefix}.{key}"))
 
 
 def _convert_sleap_augmentation(aug: dict[str, Any], a: AugmentationConfig) -> None:

@@ -169,6 +169,7 @@ def topdown_configs(base: TrainingConfig) -> tuple[TrainingConfig, TrainingConfi
     centroid.model.pipeline = "centroid"
     if base.data.centroid_input_scaling is not None:
         centroid.data.input_scaling = base.data.centroid_input_scaling
+    centroid.model.heads.class_vectors.enabled = False  # identities are told apart on the crops
     centered = base.copy()
     centered.model.pipeline = "centered_instance"
     for cfg, suffix in ((centroid, "centroid"), (centered, "centered_instance")):
@@ -202,7 +203,9 @@ def baseline_profile(
     ----------
     name
         ``"single"`` (single_instance), ``"topdown"`` (centroid + centered_instance),
-        ``"bottomup"``, or one pipeline name (``"centroid"``, ``"centered_instance"``).
+        ``"topdown-id"`` (top-down whose centered-instance model also tells identities apart, from
+        the labels' track names: SLEAP's multi-class top-down), ``"bottomup"``, or one pipeline name
+        (``"centroid"``, ``"centered_instance"``).
     receptive_field
         ``"small"``, ``"medium"`` or ``"large"``: how much context the network sees (sets max stride and
         filters).
@@ -210,9 +213,9 @@ def baseline_profile(
         ``(height, width)`` of the videos; large frames get an input scaling so the longest side of what the
         network sees (the whole frame, or the centroid model's frame) stays near 512 px.
     """
-    pipeline = {"single": "single_instance"}.get(name, name)
+    pipeline = {"single": "single_instance", "topdown-id": "topdown"}.get(name, name)
     if pipeline not in PIPELINES:
-        raise ConfigError(f"unknown baseline profile {name!r}; use single, topdown or bottomup")
+        raise ConfigError(f"unknown baseline profile {name!r}; use single, topdown, topdown-id or bottomup")
     if receptive_field not in RF_PROFILES:
         raise ConfigError(f"receptive_field: unknown size {receptive_field!r}; use small, medium or large")
     max_stride, filters = RF_PROFILES[receptive_field]
@@ -222,6 +225,7 @@ def baseline_profile(
     cfg.model.heads.confmaps = ConfmapHeadConfig(sigma=2.5, output_stride=2 if pipeline != "bottomup" else 4)
     cfg.model.heads.centroids = ConfmapHeadConfig(sigma=5.0, output_stride=2)
     cfg.model.heads.pafs = PAFHeadConfig(sigma=15.0, output_stride=min(8, max_stride))
+    cfg.model.heads.class_vectors.enabled = name == "topdown-id"
     aug = cfg.optimization.augmentation
     if pipeline in ("centroid", "bottomup", "topdown"):
         # whole frames: animals appear in any orientation

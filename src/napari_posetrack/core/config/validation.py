@@ -10,6 +10,7 @@ from napari_posetrack.core.config.data import CHANNELS
 from napari_posetrack.core.config.model import (
     ACTIVATIONS,
     BACKBONES,
+    CLASS_PIPELINES,
     DPK_BACKBONES,
     MAX_EXTRA_NECK_LEVELS,
     NECKS,
@@ -284,9 +285,33 @@ def _validate_augmentation(a: AugmentationConfig) -> None:
     )
 
 
+def _validate_class_head(cfg: TrainingConfig) -> None:
+    """The identity head: on a centered-instance model only, sensible sizes, distinct class names."""
+    c = cfg.model.heads.class_vectors
+    prefix = "model.heads.class_vectors"
+    if not c.enabled:
+        return
+    _check(
+        cfg.model.pipeline in CLASS_PIPELINES,
+        f"{prefix}.enabled",
+        f"an identity head belongs to a centered_instance (or topdown) model, not {cfg.model.pipeline}",
+    )
+    _check(c.num_fc_layers >= 0, f"{prefix}.num_fc_layers", f"must not be negative, got {c.num_fc_layers}")
+    _check(c.num_fc_units >= 1, f"{prefix}.num_fc_units", f"must be at least 1, got {c.num_fc_units}")
+    _check(c.loss_weight >= 0, f"{prefix}.loss_weight", f"must not be negative, got {c.loss_weight}")
+    names = [str(n) for n in c.classes]
+    _check(len(set(names)) == len(names), f"{prefix}.classes", f"class names must differ, got {names}")
+    _check(
+        len(names) != 1,
+        f"{prefix}.classes",
+        f"an identity model needs at least two classes, got {names} (leave it empty to use the labels' tracks)",
+    )
+
+
 def _validate_model(cfg: TrainingConfig) -> None:
     """The backbone, neck and heads fit together: every head can read or upsample to its strides."""
     m = cfg.model
+    _validate_class_head(cfg)
     _check(
         m.backbone in BACKBONES,
         "model.backbone",

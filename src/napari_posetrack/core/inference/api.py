@@ -66,8 +66,20 @@ def predict_labels(
                 cancel=cancel,
             )
         result = _reorder_to_labels(result, pipeline, labels)
-        added += add_predictions(labels, v, result)
+        added += add_predictions(labels, v, result, pipeline.class_names)
     return added
+
+
+def _tracker_for(pipeline: Pipeline, tracker: Any, where: str | os.PathLike[str]) -> Any:
+    """The tracker to run after ``pipeline``: none for an identity model, which names its tracks itself."""
+    if tracker is not None and pipeline.class_names:
+        warnings.warn(
+            f"{where}: the identity model put its predictions on the tracks {', '.join(pipeline.class_names)}; "
+            "the tracker was not run (it would replace them)",
+            UserWarning, stacklevel=3,
+        )
+        return None
+    return tracker
 
 
 def _reorder_to_labels(result: dict[str, Any], pipeline: Pipeline, labels: Labels) -> dict[str, Any]:
@@ -115,6 +127,7 @@ def predict_to_file(
 
     pipeline = load_pipeline(run_dirs, options)
     labels = labels_for_input(input_path, pipeline)
+    tracker = _tracker_for(pipeline, tracker, input_path)
     if tracker is not None:
         from napari_posetrack.core.tracking.tracker import check_max_tracks
 
@@ -233,6 +246,7 @@ def predict_video_file(
         )
     labels = Labels(pipeline.skeleton.copy(), videos=[probe_video(video_path)], provenance={"filename": str(out)})
     n_frames = labels.videos[0].n_frames
+    tracker = _tracker_for(pipeline, tracker, video_path)
     if tracker is not None:
         from napari_posetrack.core.tracking.tracker import check_max_tracks
 
@@ -247,12 +261,13 @@ def predict_video_file(
         journal_file = journal_path_for(out, 0)
         added = 0
         if journal_file.exists():
-            journal = PredictionJournal(journal_file, pipeline.skeleton.n_nodes, str(video_path))
+            journal = PredictionJournal(journal_file, pipeline.skeleton.n_nodes, str(video_path),
+                                        n_classes=len(pipeline.class_names or ()))
             try:
                 finished = journal.read()
             finally:
                 journal.close()
-            added = add_predictions(labels, 0, _reorder_to_labels(finished, pipeline, labels))
+            added = add_predictions(labels, 0, _reorder_to_labels(finished, pipeline, labels), pipeline.class_names)
             done = len(np.unique(finished["frames"]))
         else:
             done = 0

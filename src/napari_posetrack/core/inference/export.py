@@ -186,6 +186,14 @@ def export_run(
         raise ValueError(f"export format must be 'onnx', not {format!r}")
     path = Path(out) if out is not None else onnx_path(run_dir, half)
     config, skeleton, model = load_run(run_dir, device="cpu")
+    from napari_posetrack.core.config import class_head_config
+
+    if class_head_config(config) is not None:
+        # its (batch, classes) output has no place among the exported maps, nor in the backends' buffers
+        raise ExportError(
+            f"{run_dir}: identity models (model.heads.class_vectors) cannot be exported to ONNX yet; "
+            "predict with the torch backend"
+        )
     facts = run_facts(run_dir, config, skeleton)
     stride = int(model.max_stride)
     from napari_posetrack.core.models.receptive_field import input_channels

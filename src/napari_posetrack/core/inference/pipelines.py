@@ -81,6 +81,7 @@ class FramePredictions:
     points: np.ndarray  # (n, nodes, 2), NaN = not found
     point_scores: np.ndarray  # (n, nodes)
     scores: np.ndarray  # (n,)
+    class_probs: np.ndarray | None = None  # (n, classes) of an identity model, else None
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -183,6 +184,8 @@ class Pipeline(abc.ABC):
 
     skeleton: Skeleton
     options: InferenceOptions
+    class_names: list[str] | None = None
+    """An identity model's classes (track names), in the order of ``FramePredictions.class_probs``."""
 
     @abc.abstractmethod
     def run_network(self, frames: np.ndarray, frame_indices: Sequence[int]) -> dict[str, Any]:
@@ -196,7 +199,10 @@ class Pipeline(abc.ABC):
         """Instances on each of ``frames``, one result per frame index."""
         return self.assemble(self.run_network(frames, frame_indices))
 
-    def _finish(self, frame: int, points: np.ndarray, point_scores: np.ndarray, scores: np.ndarray) -> FramePredictions:
+    def _finish(
+        self, frame: int, points: np.ndarray, point_scores: np.ndarray, scores: np.ndarray,
+        class_probs: np.ndarray | None = None,
+    ) -> FramePredictions:
         """Apply minimum nodes, overlap suppression and the instance limit to one frame's instances."""
         o = self.options
         enough = (~np.isnan(points).any(axis=-1)).sum(axis=1) >= o.min_visible_nodes
@@ -204,7 +210,8 @@ class Pipeline(abc.ABC):
         keep = suppress_overlaps(points, scores, o.overlap, o.overlap_threshold, self.skeleton.node_sigmas)
         if o.max_instances is not None:
             keep = keep[: o.max_instances]
-        return FramePredictions(frame, points[keep], point_scores[keep], scores[keep])
+        probs = None if class_probs is None else class_probs[enough][keep]
+        return FramePredictions(frame, points[keep], point_scores[keep], scores[keep], probs)
 
 
 class SingleInstancePipeline(Pipeline):
@@ -248,33 +255,67 @@ def strongest_per_sample(sample: torch.Tensor, values: torch.Tensor, k: int) -> 
 
 class TopDownPipeline(Pipeline):
     """Centroid model on the (scaled or letterboxed) frame, then a centered-instance model on a crop around each
-    centroid, cut from the frame scaled by the centered-instance model's input scaling."""
+    centroid, cut from the frame scaled by the centered-instance model's input scaling.
 
-    def __init__(self, centroid: LoadedModel, centered: LoadedModel, options: InferenceOptions) -> None:
+    When the centered-instance model has an identity head (top-down ID model), every instance also gets
+    its class probabilities (softmax of the head's logits); :attr:`class_names` names the classes.
+    """
+
+    def __init__(self, centroid: LoadedModel | None, centered: LoadedModel, options: InferenceOptions) -> None:
+        """``centroid`` may be ``None`` only to call :meth:`run_at_centres` with known centres."""
+        from napari_posetrack.core.config import class_head_config
+
         self.centroid, self.centered, self.options, self.skeleton = centroid, centered, options, centered.skeleton
         crop = centered.config.data.crop_size
         if not crop:
             raise ConfigError(f"{centered.run_dir}: the centered-instance run has no data.crop_size")
         self.crop_size = int(crop)
+        head = class_head_config(centered.config)
+        if head is not None:
+            if len(head.classes) < 2:
+                raise ConfigError(
+                    f"{centered.run_dir}: model.heads.class_vectors.classes of this identity model lists "
+                    f"{list(head.classes)}; it needs the two or more classes it was trained with"
+                )
+            self.class_names = [str(c) for c in head.classes]
 
     def run_network(self, frames: np.ndarray, frame_indices: Sequence[int]) -> dict[str, Any]:
-        import torch
-
-        from napari_posetrack.core.inference.peaks import find_global_peaks, find_local_peaks
-        from napari_posetrack.core.training.targets import crop_instances
+        from napari_posetrack.core.inference.peaks import find_local_peaks
 
         o = self.options
+        if self.centroid is None:
+            raise ConfigError("top-down prediction needs a centroid model (this pipeline was built without one)")
         c_stride, c_sigma = self.centroid.head("centroids")
         maps = self.centroid(self.centroid.prepare(frames))["centroids"]
         sample, _, xy, values = find_local_peaks(maps, o.peak_threshold, o.refinement, c_sigma)
         if o.max_instances is not None and len(sample):
             keep = strongest_per_sample(sample, values, o.max_instances)
             sample, xy = sample[keep], xy[keep]
+        if len(sample) == 0:
+            return {"frames": list(frame_indices), "n_frames": len(frames)}
+        centres = self.centroid.geometry(frames.shape[1], frames.shape[2]).to_original(xy * c_stride)
+        return self.run_at_centres(frames, frame_indices, sample, centres)
+
+    def run_at_centres(
+        self, frames: np.ndarray, frame_indices: Sequence[int], sample: torch.Tensor, centres: torch.Tensor
+    ) -> dict[str, Any]:
+        """The second stage alone: the centered-instance model on crops around given animal centres.
+
+        ``sample`` ``(K,)`` is the frame (row of ``frames``) of each centre, ``centres`` ``(K, 2)`` its
+        ``x, y`` in original video pixels. :meth:`run_network` calls it with the centroid model's
+        peaks; it also serves to judge the second stage on known centres. The result goes to
+        :meth:`assemble`.
+        """
+        import torch
+
+        from napari_posetrack.core.inference.peaks import find_global_peaks
+        from napari_posetrack.core.training.targets import crop_instances
+
+        o = self.options
         raw: dict[str, Any] = {"frames": list(frame_indices), "n_frames": len(frames)}
         if len(sample) == 0:
             return raw
         frame_h, frame_w = frames.shape[1], frames.shape[2]
-        centres = self.centroid.geometry(frame_h, frame_w).to_original(xy * c_stride)  # original pixels
         # the crops come from the frame as the centered-instance model saw frames in training
         crop_frame = self.centered.geometry(frame_h, frame_w)
         n_frames, n_nodes = len(frames), self.skeleton.n_nodes
@@ -283,32 +324,46 @@ class TopDownPipeline(Pipeline):
         width = int(counts.max())
         slot = torch.cat([torch.arange(int(c), device=sample.device) for c in counts])
         order = torch.argsort(sample, stable=True)
-        grid = torch.full((n_frames, width, 2), float("nan"), device=maps.device)
+        grid = torch.full((n_frames, width, 2), float("nan"), device=centres.device)
         grid[sample[order], slot] = crop_frame.to_input(centres[order])
         images = self.centered.prepare(frames)
         dummy = torch.zeros((n_frames, width, n_nodes, 2), device=images.device)
         crops = crop_instances(images, dummy, grid.to(images.device), self.crop_size)
-        cm = self.centered(crops.images)["confmaps"]
+        out = self.centered(crops.images)
+        cm = out["confmaps"]
         i_stride, i_sigma = self.centered.head("confmaps")
         pxy, pval = find_global_peaks(cm, o.peak_threshold, o.refinement, i_sigma)
         back = crop_frame.to_original(pxy * i_stride + crops.offsets[:, None, :])
         raw.update(xy=back, values=pval, sample=crops.sample)
+        if self.class_names is not None:
+            from napari_posetrack.core.config import CLASS_HEAD
+
+            if CLASS_HEAD not in out:
+                raise ConfigError(
+                    f"{self.centered.run_dir}: the model gives no {CLASS_HEAD} output; an exported (ONNX) copy "
+                    "of an identity model has none: predict with the torch backend"
+                )
+            raw["class_probs"] = torch.softmax(out[CLASS_HEAD].float(), dim=-1)
         return raw
 
     def assemble(self, raw: dict[str, Any]) -> list[FramePredictions]:
         n_nodes = self.skeleton.n_nodes
+        n_classes = len(self.class_names or ())
         if "xy" in raw:
             pts = raw["xy"].cpu().numpy().astype(np.float64)
             vals = raw["values"].cpu().numpy()
             crop_sample = raw["sample"].cpu().numpy()
         else:
             pts, vals, crop_sample = np.zeros((0, n_nodes, 2)), np.zeros((0, n_nodes)), np.zeros(0, dtype=np.int64)
+        probs = None
+        if self.class_names is not None:
+            probs = raw["class_probs"].cpu().numpy() if "class_probs" in raw else np.zeros((0, n_classes))
         out = []
         for f, idx in enumerate(raw["frames"]):
             sel = crop_sample == f
             ps = np.where(np.isnan(pts[sel][..., 0]), np.nan, vals[sel])
             scores = np.nansum(np.clip(ps, 0, 1), axis=1) / n_nodes
-            out.append(self._finish(int(idx), pts[sel], ps, scores))
+            out.append(self._finish(int(idx), pts[sel], ps, scores, None if probs is None else probs[sel]))
         return out
 
 

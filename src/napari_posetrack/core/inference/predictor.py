@@ -37,12 +37,14 @@ class PredictionJournal:
     """Append-only HDF5 record of predicted frames, so an interrupted run can resume.
 
     Datasets: ``frames`` (frames done), ``instance_frame``, ``points`` (n, nodes, 2),
-    ``point_scores`` (n, nodes), ``scores`` (n,). Every append is flushed before returning.
+    ``point_scores`` (n, nodes), ``scores`` (n,), and for an identity model (``n_classes`` > 0)
+    ``class_probs`` (n, classes). Every append is flushed before returning.
     """
 
-    def __init__(self, path: str | os.PathLike[str], n_nodes: int, video_path: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], n_nodes: int, video_path: str, n_classes: int = 0) -> None:
         self.path = Path(path)
         self.n_nodes = n_nodes
+        self.n_classes = int(n_classes)
         fresh = not self.path.exists()
         try:
             self._file = h5py.File(self.path, "a")
@@ -57,8 +59,15 @@ class PredictionJournal:
             f.create_dataset("points", (0, n_nodes, 2), maxshape=(None, n_nodes, 2), dtype=np.float64, chunks=(1024, n_nodes, 2))
             f.create_dataset("point_scores", (0, n_nodes), maxshape=(None, n_nodes), dtype=np.float32, chunks=(1024, n_nodes))
             f.create_dataset("scores", (0,), maxshape=(None,), dtype=np.float32, chunks=(4096,))
+            if self.n_classes:
+                f.create_dataset("class_probs", (0, self.n_classes), maxshape=(None, self.n_classes),
+                                 dtype=np.float32, chunks=(4096, self.n_classes))
         elif int(f.attrs.get("n_nodes", -1)) != n_nodes:
             raise FileFormatError(self.path, "this journal was written for another skeleton; delete it to start over")
+        elif (f["class_probs"].shape[1] if "class_probs" in f else 0) != self.n_classes:
+            raise FileFormatError(
+                self.path, "this journal was written by a model with other identity classes; delete it to start over"
+            )
 
     def done_frames(self) -> np.ndarray:
         return self._file["frames"][:]
@@ -75,6 +84,11 @@ class PredictionJournal:
                 "point_scores": np.concatenate([r.point_scores for r in results]).astype(np.float32),
                 "scores": np.concatenate([r.scores for r in results]).astype(np.float32),
             }
+            if self.n_classes:
+                new["class_probs"] = np.concatenate(
+                    [r.class_probs if r.class_probs is not None else np.full((len(r.scores), self.n_classes), np.nan)
+                     for r in results]
+                ).astype(np.float32)
             for name, arr in new.items():
                 ds = f[name]
                 start = ds.shape[0]
@@ -88,7 +102,8 @@ class PredictionJournal:
 
     def read(self) -> dict[str, np.ndarray]:
         f = self._file
-        return {name: f[name][:] for name in ("frames", "instance_frame", "points", "point_scores", "scores")}
+        names = ("frames", "instance_frame", "points", "point_scores", "scores")
+        return {name: f[name][:] for name in names + (("class_probs",) if "class_probs" in f else ())}
 
     def close(self) -> None:
         self._file.close()
@@ -163,7 +178,8 @@ def predict_frames(
         if journal_path is None:
             tmpdir = tempfile.TemporaryDirectory(prefix="posetrack-predict-")
             journal_path = Path(tmpdir.name) / "journal.h5"
-        journal = PredictionJournal(journal_path, pipeline.skeleton.n_nodes, str(reader.path))
+        journal = PredictionJournal(journal_path, pipeline.skeleton.n_nodes, str(reader.path),
+                                    n_classes=len(getattr(pipeline, "class_names", None) or ()))
         try:
             todo = np.setdiff1d(all_frames, journal.done_frames())
             total, done = len(all_frames), len(all_frames) - len(todo)
@@ -233,11 +249,15 @@ def predict_frames(
             reader.close()
 
 
-def add_predictions(labels: Labels, video: int, predicted: dict[str, np.ndarray]) -> int:
+def add_predictions(
+    labels: Labels, video: int, predicted: dict[str, np.ndarray], class_names: list[str] | None = None
+) -> int:
     """Put journal arrays into ``labels`` as predicted instances of ``video``.
 
     Earlier predictions on the predicted frames are replaced; user instances are never touched.
-    Returns the number of instances added.
+    With an identity model's ``class_names`` and the journal's ``class_probs``, the new instances are
+    put on the tracks of those names (:func:`~napari_posetrack.core.tracking.identity.assign_identities`:
+    exclusive per frame, smoothed over tracklets). Returns the number of instances added.
     """
     frames = np.unique(predicted["frames"])
     t = labels.instances
@@ -247,7 +267,7 @@ def add_predictions(labels: Labels, video: int, predicted: dict[str, np.ndarray]
     if n == 0:
         return 0
     pts = predicted["points"]
-    labels.add_instances(
+    ids = labels.add_instances(
         video,
         predicted["instance_frame"],
         pts,
@@ -256,4 +276,9 @@ def add_predictions(labels: Labels, video: int, predicted: dict[str, np.ndarray]
         score=predicted["scores"],
         point_scores=predicted["point_scores"],
     )
+    if class_names and "class_probs" in predicted:
+        from napari_posetrack.core.tracking.identity import apply_identities, assign_identities
+
+        classes, scores = assign_identities(predicted["instance_frame"], pts, predicted["class_probs"])
+        apply_identities(labels, labels.row_of_id(ids), class_names, classes, scores)
     return n

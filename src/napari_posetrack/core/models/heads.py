@@ -111,3 +111,49 @@ class PAFHead(Head):
     def __init__(self, n_edges: int, in_channels: int, output_stride: int, **kwargs: Any) -> None:
         super().__init__(in_channels, 2 * n_edges, output_stride, **kwargs)
         self.n_edges = int(n_edges)
+
+
+class ClassVectorHead(nn.Module):
+    """Identity logits of the animal centred in a crop: ``(B, n_classes)`` (SLEAP's ``class_vectors``).
+
+    The features at ``read_stride`` (the deepest the neck gives) are averaged over space, then
+    ``num_fc_layers`` fully connected layers of ``num_fc_units`` (ReLU) and a linear layer give one
+    raw logit per class; softmax turns them into class probabilities at inference.
+
+    Parameters
+    ----------
+    n_classes
+        How many identities (at least two).
+    in_channels
+        Channels of the features it reads.
+    read_stride
+        Stride of those features (its ``output_stride`` too: the head has no spatial output).
+    num_fc_layers, num_fc_units
+        Hidden layers and their width.
+    """
+
+    name = "class_vectors"
+
+    def __init__(
+        self, n_classes: int, in_channels: int, read_stride: int, *, num_fc_layers: int = 1, num_fc_units: int = 64
+    ) -> None:
+        super().__init__()
+        if n_classes < 2:
+            raise ValueError(f"an identity head needs at least two classes, got {n_classes}")
+        self.in_channels = int(in_channels)
+        self.out_channels = int(n_classes)
+        self.n_classes = int(n_classes)
+        self.read_stride = int(read_stride)
+        self.output_stride = int(read_stride)
+        self.upsample_steps = 0
+        layers: list[nn.Module] = []
+        width = self.in_channels
+        for _ in range(int(num_fc_layers)):
+            layers += [nn.Linear(width, int(num_fc_units)), nn.ReLU(inplace=True)]
+            width = int(num_fc_units)
+        layers.append(nn.Linear(width, self.n_classes))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, C, h, w)`` features -> ``(B, n_classes)`` logits."""
+        return self.mlp(features.mean(dim=(-2, -1)))

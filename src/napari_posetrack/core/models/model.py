@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from napari_posetrack.core.config import ConfigError, TrainingConfig, head_configs
+from napari_posetrack.core.config import ConfigError, TrainingConfig, class_head_config, head_configs
 from napari_posetrack.core.config.model import (
     TORCHVISION_BACKBONES,
     backbone_strides,
@@ -34,6 +34,7 @@ from napari_posetrack.core.config.model import (
 from napari_posetrack.core.models.heads import (
     CenteredInstanceHead,
     CentroidHead,
+    ClassVectorHead,
     ConfidenceMapHead,
     Head,
     PAFHead,
@@ -57,7 +58,8 @@ class PoseModel(nn.Module):
     neck
         Module mapping those features to ``{stride: features}`` with ``out_channels``; ``None`` = identity.
     heads
-        ``{output name: head}``; each head reads the features at its ``read_stride``.
+        ``{output name: head}``; each head reads the features at its ``read_stride``. A
+        :class:`~.heads.ClassVectorHead` (``class_vectors``) gives ``(B, n_classes)`` logits, not maps.
     head_levels
         ``{output name: strides}``: extra strides a head is also trained at (one head, shared weights).
 
@@ -197,6 +199,18 @@ def build_model(config: TrainingConfig, skeleton: Any, in_channels: int | None =
             heads[name] = cls(n_nodes, feats[read], stride, extra_channels=extra, **kwargs)
         if h.levels:
             levels[name] = head_strides(h)
+    class_head = class_head_config(config)
+    if class_head is not None:
+        if len(class_head.classes) < 2:
+            raise ConfigError(
+                "model.heads.class_vectors.classes: the identity model's classes are not known yet; they are "
+                "the labels' track names, filled in by training (give at least two)"
+            )
+        deepest = max(feats)
+        heads["class_vectors"] = ClassVectorHead(
+            len(class_head.classes), feats[deepest], deepest,
+            num_fc_layers=class_head.num_fc_layers, num_fc_units=class_head.num_fc_units,
+        )
     model = PoseModel(backbone, neck, heads, levels)
     model.pipeline = pipeline
     return model

@@ -3,7 +3,7 @@
 Usage::
 
     posetrack train CONFIG LABELS [--set key=value ...]
-    posetrack train --profile single|topdown|bottomup LABELS [--set key=value ...]
+    posetrack train --profile single|topdown|topdown-id|bottomup LABELS [--set key=value ...]
     posetrack train --resume RUN_DIR [LABELS]
 
 The run folder(s) are printed on stdout (one per line); progress goes to stderr. Under ``torchrun``
@@ -30,8 +30,9 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="*", metavar="CONFIG LABELS",
                    help="training config (YAML/JSON, or SLEAP training_config.json) and labels file")
-    p.add_argument("--profile", choices=["single", "topdown", "bottomup", "centroid", "centered_instance"],
-                   help="start from a baseline profile instead of a config file")
+    p.add_argument("--profile", choices=["single", "topdown", "topdown-id", "bottomup", "centroid", "centered_instance"],
+                   help="start from a baseline profile instead of a config file (topdown-id: top-down with "
+                   "an identity head learnt from the labelled animals' track names)")
     p.add_argument("--receptive-field", default="medium", choices=["small", "medium", "large"],
                    help="receptive field of the baseline profile (default medium)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -65,7 +66,9 @@ def _progress_printer(quiet: bool) -> Any:
             print(
                 f"epoch {record['epoch']}: train loss {record['train_loss']:.5g}, val loss "
                 f"{record['val_loss']:.5g}, val error {record['val_mean_pixel_error']:.2f} px, "
-                f"lr {record['lr']:.3g}, {record['elapsed']:.0f} s" + (" *" if record.get("best") else ""),
+                f"lr {record['lr']:.3g}, {record['elapsed']:.0f} s"
+                + (f", val identity {record['val_class_accuracy']:.1%}" if "val_class_accuracy" in record else "")
+                + (" *" if record.get("best") else ""),
                 file=sys.stderr, flush=True,
             )
         elif event == "start":

@@ -47,18 +47,37 @@ class LabelledFrames:
         node is missing or not visible, and for padding instances.
     n_instances
         ``(n_frames,)`` number of real instances per frame.
+    tracks
+        ``(n_frames, max_instances)`` int64 index into ``labels.tracks`` of each instance slot; ``-1``
+        for an instance without a track and for padding (``None``: all ``-1``).
     """
 
     pairs: np.ndarray
     points: np.ndarray
     n_instances: np.ndarray
+    tracks: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.tracks is None:
+            self.tracks = np.full(self.points.shape[:2], -1, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def take(self, index: np.ndarray) -> LabelledFrames:
         index = np.asarray(index, dtype=np.int64)
-        return LabelledFrames(self.pairs[index], self.points[index], self.n_instances[index])
+        return LabelledFrames(self.pairs[index], self.points[index], self.n_instances[index], self.tracks[index])
+
+    def classes(self, track_names: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
+        """``(n_frames, max_instances)`` int64 class of each instance slot: the position of its track's
+        name in ``class_names``; ``-1`` for no track, a track not among the classes, and padding.
+
+        ``track_names`` are the names of ``labels.tracks`` (what :attr:`tracks` indexes).
+        """
+        lookup = {name: i for i, name in enumerate(class_names)}
+        of_track = np.array([lookup.get(str(name), -1) for name in track_names] + [-1], dtype=np.int64)
+        # -1 (no track) picks the trailing -1 of the table
+        return of_track[self.tracks]
 
 
 def labelled_frames(labels: Labels) -> LabelledFrames:
@@ -74,7 +93,8 @@ def labelled_frames(labels: Labels) -> LabelledFrames:
     rows, pts = rows[has_point], pts[has_point]
     if len(rows) == 0:
         empty = np.zeros((0, 2), dtype=np.int64)
-        return LabelledFrames(empty, np.zeros((0, 1, labels.n_nodes, 2), np.float32), np.zeros(0, np.int64))
+        return LabelledFrames(empty, np.zeros((0, 1, labels.n_nodes, 2), np.float32), np.zeros(0, np.int64),
+                              np.zeros((0, 1), np.int64))
     keys = np.stack([t.video[rows].astype(np.int64), t.frame[rows].astype(np.int64)], axis=1)
     pairs, frame_of_row = np.unique(keys, axis=0, return_inverse=True)
     frame_of_row = frame_of_row.reshape(-1)
@@ -86,7 +106,9 @@ def labelled_frames(labels: Labels) -> LabelledFrames:
     slot[order] = np.arange(len(rows)) - starts[frame_of_row[order]]
     points = np.full((len(pairs), int(n_instances.max()), labels.n_nodes, 2), np.nan, dtype=np.float32)
     points[frame_of_row, slot] = pts
-    return LabelledFrames(pairs.astype(np.int64), points, n_instances.astype(np.int64))
+    tracks = np.full(points.shape[:2], -1, dtype=np.int64)
+    tracks[frame_of_row, slot] = t.track[rows].astype(np.int64)
+    return LabelledFrames(pairs.astype(np.int64), points, n_instances.astype(np.int64), tracks)
 
 
 # --------------------------------------------------------------------------- split
@@ -313,7 +335,9 @@ class FrameCache:
     ``images`` is an ``ndarray`` or a read-only ``np.memmap``; ``points`` are already in input pixels:
     ``original * scale[i] + offset[i]`` for frame row ``i`` (see :class:`FrameGeometry`). ``scale`` and
     ``offset`` are ``(n, 2)`` ``x, y`` per row, because letterboxed images of different sizes are
-    scaled differently. ``path`` is the ``.npy`` file when the cache lives on disk.
+    scaled differently. ``path`` is the ``.npy`` file when the cache lives on disk. ``classes`` is
+    ``(n, max_instances)`` int64, the identity class of each instance slot (``-1`` = none), for
+    identity models; ``None`` otherwise.
     """
 
     images: np.ndarray
@@ -322,6 +346,7 @@ class FrameCache:
     scale: np.ndarray
     offset: np.ndarray
     path: Path | None = None
+    classes: np.ndarray | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -491,7 +516,9 @@ class FrameBatchDataset:
     ``image`` (B, H, W, C) uint8, ``points`` (B, M, N, 2) float32 (NaN = missing),
     ``n_instances`` (B,) int64, ``index`` (B,) int64 (frame row), ``scale`` (B, 2) float32 (``x, y``
     input pixels per original pixel, for errors in original pixels), and for instance-level
-    sampling ``instance`` (B,) int64 (which instance of the frame the sample is about).
+    sampling ``instance`` (B,) int64 (which instance of the frame the sample is about). When the cache
+    has ``classes`` (identity models): ``class`` (B,) int64 of the sampled instance (per-instance
+    sampling) or ``classes`` (B, M) int64 per slot; ``-1`` = no class.
 
     Parameters
     ----------
@@ -527,7 +554,8 @@ class FrameBatchDataset:
         if self._path is not None:
             state["_images"] = None
             state["cache"] = FrameCache(np.zeros((0,) + self.cache.image_shape, np.uint8), self.cache.points,
-                                        self.cache.n_instances, self.cache.scale, self.cache.offset, self._path)
+                                        self.cache.n_instances, self.cache.scale, self.cache.offset, self._path,
+                                        self.cache.classes)
         return state
 
     @property
@@ -554,7 +582,12 @@ class FrameBatchDataset:
             "scale": torch.from_numpy(self.cache.scale[rows].astype(np.float32)),
         }
         if self.instance_of_sample is not None:
-            batch["instance"] = torch.from_numpy(self.instance_of_sample[samples].copy())
+            instance = self.instance_of_sample[samples]
+            batch["instance"] = torch.from_numpy(instance.copy())
+            if self.cache.classes is not None:
+                batch["class"] = torch.from_numpy(self.cache.classes[rows, instance].astype(np.int64))
+        elif self.cache.classes is not None:
+            batch["classes"] = torch.from_numpy(self.cache.classes[rows].astype(np.int64))
         return batch
 
 

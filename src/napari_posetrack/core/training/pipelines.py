@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from napari_posetrack.core.config import TrainingConfig, head_configs
+from napari_posetrack.core.config import CLASS_HEAD, TrainingConfig, class_head_config, head_configs
+from napari_posetrack.core.config.model import n_stacks
 from napari_posetrack.core.labels import Skeleton
 
 
@@ -44,6 +45,13 @@ class TrainingPipeline:
         self.input_scaling = float(config.data.input_scaling)
         if self.per_instance and not config.data.crop_size:
             raise ValueError("centered_instance training needs data.crop_size (resolved automatically by train())")
+        self.class_head = class_head_config(config) if self.per_instance else None
+        """The identity head's config (top-down ID model), else ``None``."""
+        self.class_keys: list[str] = []
+        if self.class_head is not None:
+            self.loss_weights[CLASS_HEAD] = float(self.class_head.loss_weight)
+            stacks = n_stacks(config)
+            self.class_keys = [CLASS_HEAD if i == stacks - 1 else f"{CLASS_HEAD}#{i}" for i in range(stacks)]
 
     def _augment(self, images: torch.Tensor, points: torch.Tensor, generator: Any) -> tuple[torch.Tensor, torch.Tensor]:
         from napari_posetrack.core.training.augmentation import augment
@@ -57,10 +65,15 @@ class TrainingPipeline:
     def prepare(
         self, batch: dict[str, torch.Tensor], *, training: bool, generator: Any
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """``(inputs, targets, keypoints)`` for a device batch; augmentation only when ``training``."""
+        """``(inputs, targets, keypoints)`` for a device batch; augmentation only when ``training``.
+
+        With an identity head the targets also hold the class of each crop's animal (int64, ``-1`` =
+        no track) under ``class_vectors`` (and ``class_vectors#i`` for intermediate stacks).
+        """
         from napari_posetrack.core.training.targets import crop_instances, instance_centroids, model_targets
 
         images, points = batch["image"], batch["points"]
+        sample = None
         if self.per_instance:
             crop = int(self.config.data.crop_size)
             if training:
@@ -71,14 +84,31 @@ class TrainingPipeline:
                 images, points = self._augment(pre.images, pre.points[:, None], generator)
                 centers = instance_centroids(points, self.anchor)
                 crops = crop_instances(images, points, centers, crop)
+                sample = pre.sample[crops.sample]
             else:
                 crops = self._crop_sampled(images, points, batch["instance"], crop)
+                sample = crops.sample
             images, points = crops.images, crops.points[:, None]
         elif training:
             images, points = self._augment(images, points, generator)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         targets = model_targets(self.config, points, size, self.edges, self.anchor)
+        if self.class_head is not None:
+            if "class" not in batch:
+                raise ValueError("identity training needs each sample's class (FrameCache.classes)")
+            target = batch["class"][sample]
+            for key in self.class_keys:
+                targets[key] = target
         return images, targets, points
+
+    def class_counts(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> tuple[int, int]:
+        """``(correct, counted)`` identity predictions of a batch (crops without a class are not counted)."""
+        if self.class_head is None or CLASS_HEAD not in outputs:
+            return 0, 0
+        truth = targets[CLASS_HEAD]
+        known = truth >= 0
+        guess = outputs[CLASS_HEAD].argmax(dim=-1)
+        return int((guess[known] == truth[known]).sum()), int(known.sum())
 
     def _crop_sampled(self, images: torch.Tensor, points: torch.Tensor, instance: torch.Tensor, size: int) -> Any:
         """One crop per sample around the instance the sampler picked (the others give no crop)."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_posetrack.core.config import TrainingConfig, topdown_configs
+from napari_posetrack.core.config import TrainingConfig, class_head_config, topdown_configs
 from napari_posetrack.core.config.model import model_max_stride
 from napari_posetrack.core.errors import ConfigError, MissingFileError, atomic_write
 from napari_posetrack.core.labels import Labels, Skeleton
@@ -187,6 +187,42 @@ def resolve_automatic(config: TrainingConfig, frames: Any, skeleton: Skeleton, i
     return cfg
 
 
+def identity_classes(labels: Labels, frames: Any, config: TrainingConfig) -> list[str]:
+    """The classes an identity model learns: ``model.heads.class_vectors.classes`` when given, else the
+    names of the tracks of the labelled (user) instances, in the labels' track order.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than two of those tracks among the labelled instances (the message says where to name
+        them), or given classes that are not tracks of the labelled instances.
+    """
+    used = np.unique(frames.tracks[frames.tracks >= 0])
+    names = list(dict.fromkeys(labels.tracks[int(i)].name for i in used))
+    given = [str(n) for n in config.model.heads.class_vectors.classes]
+    if given:
+        missing = [n for n in given if n not in names]
+        if len([n for n in given if n in names]) < 2 or missing:
+            raise ConfigError(
+                f"model.heads.class_vectors.classes: {missing or given} are not tracks of the labelled instances "
+                f"(their tracks: {names or 'none'}); leave it empty to use those"
+            )
+        return given
+    if len(names) < 2:
+        raise ConfigError(
+            "model.heads.class_vectors: topdown-id needs at least two named tracks among labelled instances "
+            f"(found {names or 'none'}); name them in the Labelling widget"
+        )
+    untracked = int(((frames.tracks < 0) & (np.arange(frames.tracks.shape[1]) < frames.n_instances[:, None])).sum())
+    if untracked:
+        warnings.warn(
+            f"identity model: {untracked} labelled instances have no track; they train the body-part maps "
+            "but not the identity head",
+            UserWarning, stacklevel=3,
+        )
+    return names
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -267,6 +303,10 @@ def train(
         frames.points = frames.points[:, :1]
         frames.n_instances = np.minimum(frames.n_instances, 1)
 
+    if class_head_config(config) is not None and not resume:
+        config = config.copy()
+        config.model.heads.class_vectors.classes = identity_classes(labels, frames, config)
+
     if run_dir is None:
         run_path = Path(_agree(str(new_run_dir(config)) if rank == 0 else None))
     else:
@@ -289,6 +329,9 @@ def train(
         cache_dir=run_path, memory_limit=memory_limit if memory_limit is not None else tdata.DEFAULT_MEMORY_LIMIT,
         cache_name=cache_name,
     )
+    class_head = class_head_config(config)
+    if class_head is not None:
+        cache.classes = frames.classes([t.name for t in labels.tracks], class_head.classes)
     try:
         if not resume:
             config = resolve_automatic(config, frames, labels.skeleton, cache.image_shape[2])

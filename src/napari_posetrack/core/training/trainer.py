@@ -136,6 +136,9 @@ def output_head(key: str) -> str:
 def head_losses(outputs: dict[str, Any], targets: dict[str, Any]) -> dict[str, Any]:
     """Per-channel MSE of every output the model made: ``{output: (C,) tensor}``.
 
+    An output whose target is an integer tensor is an identity head's logits ``(B, n_classes)``
+    against class indices ``(B,)``: its loss is :func:`class_loss`, as a ``(1,)`` tensor.
+
     In training mode a model also makes extra outputs (other levels, intermediate stacks, posture
     graph); in eval mode only the main ones. Every output needs its target.
     """
@@ -145,6 +148,9 @@ def head_losses(outputs: dict[str, Any], targets: dict[str, Any]) -> dict[str, A
             raise TrainingError(f"the model makes output {head!r} but no target was drawn for it")
         target = targets[head]
         pred = pred.float()
+        if not target.is_floating_point():
+            losses[head] = class_loss(pred, target).reshape(1)
+            continue
         if pred.shape != target.shape:
             raise TrainingError(
                 f"head {head!r} outputs shape {tuple(pred.shape)} but its targets have {tuple(target.shape)}; "
@@ -152,6 +158,20 @@ def head_losses(outputs: dict[str, Any], targets: dict[str, Any]) -> dict[str, A
             )
         losses[head] = ((pred - target) ** 2).mean(dim=(0, 2, 3))
     return losses
+
+
+def class_loss(logits: Any, classes: Any) -> Any:
+    """Mean cross-entropy of identity ``logits`` ``(B, K)`` against ``classes`` ``(B,)`` int64.
+
+    Samples with class ``-1`` (an animal without a track) are ignored; a batch with none known gives
+    zero (still connected to the graph, so every parameter gets a gradient of zero).
+    """
+    import torch
+
+    known = classes >= 0
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits[known], classes[known])
 
 
 def hard_keypoint_loss(
@@ -338,6 +358,7 @@ class Trainer:
         self.elapsed_before = 0.0
         self._t0 = time.monotonic()
         self.metrics: MetricsLog | None = None
+        self.val_class_accuracy: float | None = None
 
     # -- construction ---------------------------------------------------------------
     def _make_optimizer(self) -> Any:
@@ -540,14 +561,20 @@ class Trainer:
         return float(loss.detach()), parts
 
     def validate(self) -> tuple[float, float]:
-        """Mean validation loss and mean pixel error (original-video pixels), over all ranks."""
+        """Mean validation loss and mean pixel error (original-video pixels), over all ranks.
+
+        An identity model's share of validation crops whose animal got its own class is kept in
+        ``val_class_accuracy`` (``None`` without an identity head or known classes).
+        """
         import torch
 
         from napari_posetrack.core.training.data import to_device
 
         self.train_model.eval()
         self.val_sampler.set_epoch(0)
-        loss_sum = torch.zeros(4, dtype=torch.float64, device=self.device)
+        # loss * n, n, pixel error sum, pixel errors, identities right, identities counted
+        loss_sum = torch.zeros(6, dtype=torch.float64, device=self.device)
+        class_counts = getattr(self.pipeline, "class_counts", None)
         with torch.no_grad():
             for i, batch in enumerate(self.val_loader):
                 if self.settings.validation_batches and i >= self.settings.validation_batches:
@@ -563,10 +590,15 @@ class Trainer:
                 loss_sum[1] += n
                 loss_sum[2] += float(errors.sum()) if errors.numel() else 0.0
                 loss_sum[3] += errors.numel()
+                if class_counts is not None:
+                    right, counted = class_counts(outputs, targets)
+                    loss_sum[4] += right
+                    loss_sum[5] += counted
         if self.distributed:
             torch.distributed.all_reduce(loss_sum)
         val_loss = float(loss_sum[0] / loss_sum[1]) if loss_sum[1] > 0 else math.nan
         pixel_error = float(loss_sum[2] / loss_sum[3]) if loss_sum[3] > 0 else math.nan
+        self.val_class_accuracy = float(loss_sum[4] / loss_sum[5]) if loss_sum[5] > 0 else None
         return val_loss, pixel_error
 
     # -- the loop --------------------------------------------------------------------
@@ -616,7 +648,9 @@ class Trainer:
                 self.save_checkpoint(LAST_CHECKPOINT)
                 self._log("epoch", epoch=self.epoch - 1 if finished else self.epoch, step=self.global_step,
                           train_loss=train_loss, val_loss=val_loss, val_mean_pixel_error=pixel_error, lr=lr,
-                          elapsed=round(self.elapsed(), 3), best=improved, partial=not finished)
+                          elapsed=round(self.elapsed(), 3), best=improved, partial=not finished,
+                          **({"val_class_accuracy": self.val_class_accuracy}
+                             if self.val_class_accuracy is not None else {}))
                 if not finished:
                     break
                 if s.early_stopping and self.epochs_without_improvement >= s.early_stopping_patience:
