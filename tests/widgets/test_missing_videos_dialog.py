@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from napari_posetrack._widgets._missing_videos import MissingVideosDialog
-from napari_posetrack._widgets._project import project_for
+from napari_posetrack._widgets._project import has_project, project_for
 from napari_posetrack.core.errors import MissingFileError
 from napari_posetrack.core.io import load_labels, save_labels
 
@@ -102,9 +102,12 @@ def test_the_other_videos_that_moved_the_same_way_follow(make_napari_viewer, qtb
     viewer = make_napari_viewer()
     with pytest.warns(UserWarning, match="not found"):
         viewer.open(str(labels_path), plugin="napari-posetrack")
-    project = project_for(viewer)  # a dock widget opening adopts the layers File > Open made
+    # no PoseTrack widget is open: once napari has added the layers, the project takes them over and asks
+    qtbot.waitUntil(lambda: has_project(viewer), timeout=10_000)
+    project = project_for(viewer)
     dialog = project.missing_videos_dialog
     assert dialog is not None and dialog.isVisible()
+    assert project.path == labels_path  # saving goes back to the file opened
     day1, day2 = str(old_root / "day1" / "clip.mp4"), str(old_root / "day2" / "clip.mp4")
     assert dialog.old_paths() == [day1, day2]
     changed = dialog.set_new_path(day1, new_root / "day1" / "clip.mp4")
@@ -138,3 +141,17 @@ def test_search_a_folder_and_not_now(make_napari_viewer, qtbot, moved_clip, flie
     other_project = project_for(other)
     other_project.open(flies / "clip.slp")
     assert other_project.missing_videos_dialog is None
+
+
+def test_file_open_into_a_viewer_with_a_project_does_not_replace_it(
+    make_napari_viewer, qtbot, moved_clip, small_sample
+):
+    labels_path, _ = moved_clip
+    viewer = make_napari_viewer()
+    project = project_for(viewer)
+    project.open(small_sample["labels"])
+    before = project.labels
+    with pytest.warns(UserWarning, match="not found"):
+        viewer.open(str(labels_path), plugin="napari-posetrack")
+    qtbot.wait(200)  # the reader's scheduled check has run
+    assert project.labels is before and project.missing_videos_dialog is None

@@ -135,7 +135,32 @@ def read_labels(path: str | Sequence[str]) -> list[LayerDataTuple]:
             kwargs["metadata"][METADATA_KEY]["source"] = os.path.abspath(p)
     for message in problems:
         _notify_warning(f"{p}: {message}; showing the poses without it")
+    if any(isinstance(labels.videos[i].path, str) for i in labels.missing_videos()):
+        _ask_for_missing_videos()
     return layers
+
+
+def _ask_for_missing_videos() -> None:
+    """Once napari has added the layers, show the "Videos not found" dialog (see ``offer_after_file_open``)."""
+    try:
+        import weakref
+
+        import napari
+        from qtpy.QtCore import QTimer
+        from qtpy.QtWidgets import QApplication
+    except ImportError:  # pragma: no cover - readers only run inside napari
+        return
+    viewer = napari.current_viewer()
+    if viewer is None or QApplication.instance() is None:
+        return
+    ref = weakref.ref(viewer)
+
+    def ask() -> None:
+        from napari_posetrack._widgets._missing_videos import offer_after_file_open
+
+        offer_after_file_open(ref)
+
+    QTimer.singleShot(0, ask)
 
 
 def read_video(path: str | Sequence[str]) -> list[LayerDataTuple]:

@@ -13,6 +13,7 @@ through :meth:`MissingVideosDialog.set_new_path`, :meth:`MissingVideosDialog.sea
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -265,4 +266,26 @@ def offer_missing_videos(project: PoseProject) -> MissingVideosDialog | None:
     return dialog
 
 
-__all__ = ["MissingVideosDialog", "offer_missing_videos"]
+def offer_after_file_open(viewer_ref: weakref.ReferenceType) -> MissingVideosDialog | None:
+    """After napari's File > Open read a labels file with missing videos: the project takes it over and asks.
+
+    Scheduled by the labels reader (napari adds the layers after the reader returns). Only when
+    the viewer has no PoseTrack project yet: its project then adopts the layers just opened, as
+    opening a PoseTrack dock widget would, and shows the dialog. An open project is never replaced
+    behind the user's back (its Labelling > Open asks the same for the files it opens).
+    """
+    from napari_posetrack._widgets._project import has_project, project_for
+
+    viewer = viewer_ref()
+    if viewer is None or has_project(viewer):
+        return None
+    try:
+        window = viewer.window._qt_window
+    except (AttributeError, RuntimeError):  # the viewer was closed meanwhile
+        return None
+    if window is None:
+        return None
+    return project_for(viewer).missing_videos_dialog
+
+
+__all__ = ["MissingVideosDialog", "offer_after_file_open", "offer_missing_videos"]

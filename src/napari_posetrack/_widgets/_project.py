@@ -1015,6 +1015,14 @@ class PoseProject:
 _PROJECTS: dict[int, tuple[weakref.ReferenceType, PoseProject]] = {}
 
 
+def has_project(viewer: napari.viewer.Viewer) -> bool:
+    """Whether ``viewer`` already has its :class:`PoseProject` (without creating one)."""
+    while hasattr(viewer, "__wrapped__"):
+        viewer = viewer.__wrapped__
+    entry = _PROJECTS.get(id(viewer))
+    return entry is not None and entry[0]() is viewer
+
+
 def project_for(viewer: napari.viewer.Viewer) -> PoseProject:
     """The project of ``viewer`` (created on first use; every dock widget of the viewer shares it).
 
@@ -1040,4 +1048,4 @@ def project_for(viewer: napari.viewer.Viewer) -> PoseProject:
     return project
 
 
-__all__ = ["PoseProject", "ProjectEvents", "project_for"]
+__all__ = ["PoseProject", "ProjectEvents", "has_project", "project_for"]
