@@ -7,7 +7,6 @@ import pytest
 pytest.importorskip("napari")
 
 from napari_posetrack._widgets._project import STATUS_SEP, project_for
-from napari_posetrack.demo_viewer import dock_all_widgets
 
 pytestmark = pytest.mark.gui
 
@@ -17,12 +16,14 @@ def _sliders(viewer) -> list[int]:
     return [axis for axis in viewer.dims.not_displayed if viewer.dims.nsteps[axis] > 1]
 
 
-def test_one_frame_slider_with_every_widget_and_both_receptive_fields(make_napari_viewer, flies, qtbot):
+def test_one_frame_slider_with_every_widget_and_both_receptive_fields(
+    make_napari_viewer, dock_every_widget, flies, qtbot
+):
     viewer = make_napari_viewer()
-    widgets = dock_all_widgets(viewer)
-    assert widgets["labelling"].open_path(flies / "clip.slp")
+    widgets = dock_every_widget(viewer)
+    assert widgets["Labelling"].open_path(flies / "clip.slp")
     project = project_for(viewer)
-    training = widgets["training"]
+    training = widgets["Training"]
     training.set_pipeline("topdown")
     training.rf_check.setChecked(True)
     qtbot.waitUntil(lambda: "receptive field" in viewer.layers and len(viewer.layers["receptive field"].data) == 2,

@@ -30,7 +30,6 @@ from napari_posetrack._widgets._workspace import (
     workspace_active,
     workspace_in_menu,
 )
-from napari_posetrack.demo_viewer import dock_all_widgets
 
 pytestmark = pytest.mark.gui
 
@@ -95,13 +94,13 @@ def _check_dock(dock, main) -> list[str]:
 
 
 @pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)], ids=["1366x768", "1920x1080"])
-def test_every_widget_fits_the_screen(make_napari_viewer, flies, qtbot, tmp_path, size):
+def test_every_widget_fits_the_screen(make_napari_viewer, dock_every_widget, flies, qtbot, tmp_path, size):
     viewer = make_napari_viewer(show=True)
-    widgets = dock_all_widgets(viewer)
-    assert widgets["labelling"].open_path(flies / "clip.slp")
-    widgets["training"].set_pipeline("topdown")  # the longest form: two models
+    widgets = dock_every_widget(viewer)
+    assert widgets["Labelling"].open_path(flies / "clip.slp")
+    widgets["Training"].set_pipeline("topdown")  # the longest form: two models
     docks = posetrack_docks(viewer)
-    assert len(docks) == 6
+    assert len(docks) == len(widgets) >= 6
     main = docks[0].parentWidget()
     main.resize(*size)
     qtbot.waitUntil(lambda: (main.width(), main.height()) == size, timeout=5_000)
@@ -123,9 +122,9 @@ def test_every_widget_fits_the_screen(make_napari_viewer, flies, qtbot, tmp_path
     assert problems == [], "\n".join(problems[:40])
 
 
-def test_workspace_toggles_and_restores_the_layout(make_napari_viewer, qtbot):
+def test_workspace_toggles_and_restores_the_layout(make_napari_viewer, dock_every_widget, qtbot):
     viewer = make_napari_viewer(show=True)
-    dock_all_widgets(viewer)
+    dock_every_widget(viewer)
     assert workspace_in_menu()  # Plugins > PoseTrack holds the command
     docks = posetrack_docks(viewer)
     main = docks[0].parentWidget()
