@@ -61,7 +61,7 @@ def check_plugin_and_widgets() -> None:
     viewer = napari.Viewer(show=False)
     try:
         for contribution in widgets:
-            dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, contribution.display_name)
+            _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, contribution.display_name)
             if not isinstance(widget, QWidget):
                 fail(f"{contribution.display_name}: got {type(widget).__name__}, not a Qt widget")
             print(f"opened dock widget: {contribution.display_name} ({type(widget).__name__})")

@@ -32,6 +32,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,  # the assertion below shows the build's output
     )
     assert proc.returncode == 0, f"python -m build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     wheels, sdists = list(out.glob("*.whl")), list(out.glob("*.tar.gz"))
@@ -46,6 +47,7 @@ def test_twine_check_passes(dists):
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("PASSED") == 2, proc.stdout

@@ -70,7 +70,7 @@ def _snapshot(project) -> tuple:
 def test_predict_a_new_video_writes_its_own_file_and_opening_it_shows_video_and_poses(
     make_napari_viewer, qtbot, small_sample, single_instance_run, clip
 ):
-    widget, viewer, project = _widget(make_napari_viewer, qtbot, small_sample, single_instance_run, clip)
+    widget, _viewer, project = _widget(make_napari_viewer, qtbot, small_sample, single_instance_run, clip)
     assert widget.range_stop_spin.maximum() == 1499  # the range counts the video file's frames
     assert not widget.video_scope_combo.isEnabled()
     before = _snapshot(project)
@@ -110,7 +110,7 @@ def test_predict_a_new_video_writes_its_own_file_and_opening_it_shows_video_and_
 def test_cancel_keeps_the_finished_frames_and_says_so(
     make_napari_viewer, qtbot, small_sample, single_instance_run, clip, tmp_path
 ):
-    widget, viewer, project = _widget(make_napari_viewer, qtbot, small_sample, single_instance_run, clip)
+    widget, _viewer, project = _widget(make_napari_viewer, qtbot, small_sample, single_instance_run, clip)
     before = _snapshot(project)
     output = tmp_path / "chosen" / "fly_predictions.slp"
     widget.video_output_edit.setText(str(output))
@@ -145,7 +145,7 @@ def test_cancel_keeps_the_finished_frames_and_says_so(
 def test_merge_adds_the_video_and_its_predictions_as_one_undo_step(
     make_napari_viewer, qtbot, small_sample, single_instance_run, clip
 ):
-    widget, viewer, project = _widget(make_napari_viewer, qtbot, small_sample, single_instance_run, clip)
+    widget, _viewer, project = _widget(make_napari_viewer, qtbot, small_sample, single_instance_run, clip)
     n_videos, n_instances = len(project.labels.videos), project.labels.n_instances
     widget.video_merge_check.setChecked(True)
     widget.range_start_spin.setValue(0)
@@ -164,7 +164,7 @@ def test_merge_adds_the_video_and_its_predictions_as_one_undo_step(
 def test_labelled_frames_of_a_new_video_are_refused_by_name(
     make_napari_viewer, qtbot, small_sample, single_instance_run, clip
 ):
-    widget, viewer, project = _widget(make_napari_viewer, qtbot, small_sample, single_instance_run, clip)
+    widget, _viewer, _project = _widget(make_napari_viewer, qtbot, small_sample, single_instance_run, clip)
     widget.target_combo.setCurrentText("Labelled frames")
     n_errors = len(_notifications("error"))
     widget.predict_button.click()
