@@ -120,7 +120,9 @@ class MissingVideosDialog(QDialog):
         self.apply_button.setObjectName("missing_videos_apply")
         self.apply_button.setToolTip("Point the videos at the files found (one undo step); save to keep it")
         later = self.buttons.addButton("Not now", QDialogButtonBox.ButtonRole.RejectRole)
-        later.setToolTip("Keep the labels open without these videos (Labelling > Videos can fix them later)")
+        later.setToolTip(
+            "Keep the labels open without these videos (black frames); opening the file again asks again"
+        )
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
