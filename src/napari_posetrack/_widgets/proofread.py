@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 RANK_CHOICES = {"motion": "Assignment margin (motion)", "tracking_score": "Tracking score"}
 # the queue is recomputed this long after the last edit (not on every step of a drag)
 _QUEUE_REFRESH_MS = 300
+# edits that move points without changing who is who (the queue is not recomputed for them)
+_POSE_ONLY = frozenset({"move_points", "move_instance", "set_visible", "clear_points"})
 
 
 class ProofreadWidget(QWidget):
@@ -306,6 +308,8 @@ class ProofreadWidget(QWidget):
     def _on_project_labels_changed(self, change: Any) -> None:
         if change is None or getattr(change, "tracks_changed", False) or getattr(change, "whole", False):
             self._fill_track_combos()
+        if change is not None and change.action in _POSE_ONLY:
+            return  # a moved point shifts margins a little: the queue is recomputed on the next identity edit
         self._queue_timer.start()
 
     def _fill_track_combos(self) -> None:

@@ -149,12 +149,9 @@ def swap_tracks(
     if start is not None and stop is not None and stop <= start:
         raise ProofreadError(f"empty frame range {start}..{stop}: the end must come after the start")
     t = labels.instances
-    here = _in_range(labels, video, start, stop)
-    rows_a = np.flatnonzero(here & (t.track == ia))
-    rows_b = np.flatnonzero(here & (t.track == ib))
-    _set_tracks(labels, rows_a, np.full(len(rows_a), ib, dtype=np.int32))
-    _set_tracks(labels, rows_b, np.full(len(rows_b), ia, dtype=np.int32))
-    return np.union1d(rows_a, rows_b)
+    rows = np.flatnonzero(_in_range(labels, video, start, stop) & ((t.track == ia) | (t.track == ib)))
+    _set_tracks(labels, rows, np.where(t.track[rows] == ia, ib, ia).astype(np.int32))
+    return rows
 
 
 def set_track(
@@ -302,20 +299,31 @@ class ReviewItem:
 
 
 def _best_rows(labels: Labels, video: int) -> np.ndarray:
-    """One row per (frame, track) of ``video``: the shown, tracked instance a viewer prefers
-    (user first, then the highest score), with at least one present point."""
+    """One row per (frame, track) of ``video``, sorted by (frame, track): the shown, tracked instance a
+    viewer prefers (user first, then the highest score), with at least one present point."""
     t = labels.instances
     rows = np.flatnonzero((t.video == video) & (t.track >= 0) & _shown(labels))
-    pts = t.points[rows]
-    rows = rows[~np.isnan(pts[..., 0]).all(axis=1)]
+    rows = rows[~np.isnan(t.points[rows, :, 0]).all(axis=1)]
     if len(rows) == 0:
         return rows
-    priority = np.where(t.kind[rows] == USER, np.inf, np.nan_to_num(t.score[rows], nan=-np.inf))
-    order = np.lexsort((-priority, t.track[rows], t.frame[rows]))
-    rows = rows[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (t.frame[rows][1:] != t.frame[rows][:-1]) | (t.track[rows][1:] != t.track[rows][:-1])
-    return rows[first]
+    key = t.frame[rows] * (len(labels.tracks) + 1) + t.track[rows]
+    order = np.argsort(key, kind="stable")  # one integer key: far faster than a lexsort of three
+    rows, key = rows[order], key[order]
+    dup = np.zeros(len(rows), dtype=bool)
+    dup[1:] = key[1:] == key[:-1]
+    if not dup.any():
+        return rows
+    # several instances of one track on a frame (a user instance and predictions): keep the preferred
+    dup[:-1] |= dup[1:]
+    group = rows[dup]
+    priority = np.where(t.kind[group] == USER, np.inf, np.nan_to_num(t.score[group], nan=-np.inf))
+    best = group[np.lexsort((-priority, key[dup]))]
+    first = np.ones(len(best), dtype=bool)
+    best_key = t.frame[best] * (len(labels.tracks) + 1) + t.track[best]
+    first[1:] = best_key[1:] != best_key[:-1]
+    out = np.concatenate([rows[~dup], best[first]])
+    out_key = t.frame[out] * (len(labels.tracks) + 1) + t.track[out]
+    return out[np.argsort(out_key, kind="stable")]
 
 
 def _keep_local_minima(frames: np.ndarray, values: np.ndarray, spacing: int) -> np.ndarray:
@@ -372,10 +380,12 @@ def review_queue(
             frames, values, pairs = _motion_margins(labels, rows, max_gap)
         else:
             frames, values, pairs = _lowest_scores(labels, rows)
-        keep = _keep_local_minima(frames, values, spacing)
+        keep = np.flatnonzero(_keep_local_minima(frames, values, spacing))
+        # only the least sure ones become items (a long video has tens of thousands of minima)
+        keep = keep[np.lexsort((frames[keep], values[keep]))][: None if limit is None else int(limit)]
         items.extend(
             ReviewItem(v, int(f), float(x), (int(p[0]), int(p[1])), by)
-            for f, x, p in zip(frames[keep], values[keep], pairs[keep])
+            for f, x, p in zip(frames[keep].tolist(), values[keep].tolist(), pairs[keep].tolist())
         )
     items.sort(key=lambda it: (it.value, it.video, it.frame))
     return items if limit is None else items[: int(limit)]
