@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from napari_posetrack._widgets._activity import Activity
 from napari_posetrack.core.errors import PoseTrackError
 
 if TYPE_CHECKING:
@@ -60,6 +61,15 @@ class Progress:
     video: int
     done: int
     total: int
+
+
+def progress_words(p: Progress) -> str:
+    """The stage of a :class:`Progress` in words (``"predicting video 2"``, ``"loading the model"``)."""
+    if p.stage == "loading":
+        return "loading the model"
+    if p.stage == "predicting" and p.video >= 0:
+        return f"predicting video {p.video + 1}"
+    return p.stage
 
 
 def error_message(exc: BaseException) -> str:
@@ -148,6 +158,12 @@ def run_in_background(
 
     worker = create_worker(work, _start_thread=False, _ignore_errors=True)
     holder["worker"] = worker
+    # napari's activity dock: stage, frames done, time left (the widgets have their Cancel)
+    activity = Activity(f"{action.capitalize()}: starting")
+
+    def on_activity(p: Progress) -> None:
+        activity.update(p.done, p.total, f"{action.capitalize()}: {progress_words(p)}")
+
     if finish_on_cancel:
         # napari's quit() stops the generator at its next step, before compute has saved what it
         # finished: here quit() only tells compute, and the run ends when compute returns
@@ -199,6 +215,7 @@ def run_in_background(
 
     def on_finished() -> None:
         # a cancelled worker emits no ``returned``: finished is the one signal every run ends with
+        activity.close()
         if not merge:
             project.events.labels_changed.disconnect(on_labels_edited)
             project.events.labels_replaced.disconnect(on_labels_edited)
@@ -206,6 +223,7 @@ def run_in_background(
         if on_done is not None:
             on_done(outcome)
 
+    worker.yielded.connect(on_activity)
     if on_progress is not None:
         worker.yielded.connect(on_progress)
     worker.returned.connect(on_returned)
@@ -430,6 +448,7 @@ __all__ = [
     "error_message",
     "predict_in_background",
     "predict_video_file_in_background",
+    "progress_words",
     "run_in_background",
     "track_in_background",
 ]

@@ -311,11 +311,14 @@ class PoseProject:
         self._show(rebuild_video=True)
         self.events.video_changed.emit(self.video_index)
 
-    def add_video(self, path: str | os.PathLike[str]) -> int:
-        """Add a video file to the project (one undoable step) and return its index."""
+    def add_video(self, path: str | os.PathLike[str] | Video) -> int:
+        """Add a video file to the project (one undoable step) and return its index.
+
+        ``path`` may be a :class:`Video` already probed (its frame index read off the GUI thread).
+        """
         from napari_posetrack.core.video import probe_video
 
-        video = probe_video(path)
+        video = path if isinstance(path, Video) else probe_video(path)
         labels = self.labels
         if labels is None:
             raise ValueError("no labels are open: create a project (pick a skeleton) first")

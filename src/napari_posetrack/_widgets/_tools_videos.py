@@ -22,6 +22,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_posetrack._widgets._activity import Activity
+from napari_posetrack._widgets._background import error_message
+from napari_posetrack._widgets._loss_plot import format_duration
 from napari_posetrack._widgets._tools_common import VIDEO_FILTER, PathField
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ class VideosTab(QWidget):
         self.viewer = napari_viewer
         self.project = project
         self.worker: Any = None
+        self.activity: Activity | None = None  # the running job's entry in napari's activity dock
         self.written: list[tuple[Path, Path]] = []
         self._cancel = threading.Event()
         self.relay = _Relay()
@@ -255,6 +259,8 @@ class VideosTab(QWidget):
         self.progress.setValue(0)
         self.status.setText("starting…")
         self._set_running(True)
+        names = sources[0].name if len(sources) == 1 else f"{len(sources)} videos"
+        self.activity = Activity(f"Re-encoding {names}")
         from napari_posetrack.core.tools.transcode import transcode_files
 
         def run() -> list[tuple[Path, Path]]:
@@ -271,6 +277,7 @@ class VideosTab(QWidget):
         )
         self.worker.returned.connect(self._on_worker_returned)
         self.worker.errored.connect(self._on_worker_errored)
+        self.worker.finished.connect(self._on_worker_finished)
         self.worker.start()
 
     def _on_cancel_clicked(self) -> None:
@@ -283,7 +290,17 @@ class VideosTab(QWidget):
 
     def _on_worker_progress(self, done: int, total: int) -> None:
         self.progress.setValue(round(100 * done / total) if total else 100)
-        self.status.setText(f"frame {done} of {total} (all videos)")
+        left = ""
+        if self.activity is not None:
+            self.activity.update(done, total)
+            remaining = self.activity.seconds_left()
+            left = "" if remaining is None else f", about {format_duration(remaining)} left"
+        self.status.setText(f"frame {done} of {total} (all videos){left}")
+
+    def _on_worker_finished(self) -> None:
+        if self.activity is not None:
+            self.activity.close()
+            self.activity = None
 
     def _on_worker_returned(self, written: list[tuple[Path, Path]]) -> None:
         self._set_running(False)
@@ -304,7 +321,10 @@ class VideosTab(QWidget):
             show_info("Re-encoding cancelled.")
             return
         self.status.setText(f"Re-encoding failed: {exc}")
-        show_error(f"Re-encoding failed: {exc}")
+        show_error(
+            f"Re-encoding failed: {error_message(exc)}. Check that every listed file is a readable video "
+            f"and that {self.output.text()} is a folder you can write to."
+        )
 
     def _relink(self, written: list[tuple[Path, Path]]) -> None:
         """Point the project's videos that were re-encoded at their new files (one undoable step)."""

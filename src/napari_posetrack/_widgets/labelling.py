@@ -28,6 +28,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_posetrack._widgets._activity import Activity
+from napari_posetrack._widgets._background import error_message
 from napari_posetrack._widgets._project import project_for
 from napari_posetrack._widgets._scroll import scrolling_body
 from napari_posetrack._widgets._shortcuts import SHORTCUTS, bind_shortcuts, shortcuts_table
@@ -43,6 +45,19 @@ LABELS_FILTER = "Labels (*.slp *.h5 *.csv *.yaml *.yml);;All files (*)"
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv);;All files (*)"
 # key auto-repeat arrives about every 30 ms; a longer gap means the key was released
 REPEAT_GAP_S = 0.25
+CHECK_CANCELLED = "Check cancelled."
+
+
+def open_error_message(path: str | Path, error: BaseException) -> str:
+    """Why ``path`` could not be opened, and what to do about it (a notification's text)."""
+    if isinstance(error, FileNotFoundError):
+        fix = "check the path, or pick the file again with Open"
+    elif isinstance(error, PermissionError):
+        fix = "the file is not readable: check its permissions"
+    else:
+        fix = ("open a SLEAP .slp, SLEAP analysis .h5 or DeepLabCut labels file (.csv, .h5, config.yaml); "
+               "a damaged file can be recovered from its autosave, if there is one")
+    return f"Could not open {path}: {error_message(error)}. {fix[0].upper()}{fix[1:]}."
 
 
 def _key_of(action: str) -> str:
@@ -194,6 +209,7 @@ class LabellingWidget(QWidget):
         self._check_signals = _CheckSignals()
         self._check_signals.progressed.connect(self._on_check_progress)
         self._check_cancel = threading.Event()
+        self._check_activity: Activity | None = None
         self._check_worker: Any = None
         self._damaged: list[int] = []
         grid.setColumnStretch(1, 1)
@@ -311,26 +327,29 @@ class LabellingWidget(QWidget):
 
         self.status.setText(f"Opening {path}…")
         project = self.project
+        # reading reports no steps: a busy entry in napari's activity dock while it lasts
+        activity = Activity(f"Opening {Path(path).name}")
 
         def load() -> Any:
             # a bad file is an answer, not a crash: hand the error back to the main thread
             # (a worker that returns an exception object re-raises it, so wrap it in a tuple)
             try:
                 return project.load_session(path, recover=recover), None
-            except (PoseTrackError, OSError, ValueError) as err:
+            except Exception as err:  # noqa: BLE001 - every failure is a notification, never a traceback
                 return None, err
 
         def shown(result: tuple[Any, Exception | None]) -> None:
             session, error = result
             if error is not None:
                 self.status.setText("")
-                show_error(f"Could not open {path}: {error}")
+                show_error(open_error_message(path, error))
                 return
             project.start_session(session)
             self.status.setText(f"Opened {path}" + (" (recovered unsaved edits)" if recover else ""))
 
         worker = create_worker(load)
         worker.returned.connect(shown)
+        worker.finished.connect(activity.close)
         worker.start()
         return worker
 
@@ -375,8 +394,58 @@ class LabellingWidget(QWidget):
 
     def _on_add_video_clicked(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Add videos", "", VIDEO_FILTER)
-        for path in paths:
-            self.add_video(path)
+        if paths:
+            self.add_videos_in_background(paths)
+
+    def add_videos_in_background(self, paths: list[str | Path]) -> Any:
+        """Index each video on a worker (a long file takes seconds), then add it (one undoable step each).
+
+        Progress goes to napari's activity dock; a file that is not a readable video is an error
+        notification naming it. Returns the worker (``None`` when no project is open).
+        """
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        from napari_posetrack.core.video import probe_video
+
+        if not self._need_session() or not paths:
+            return None
+        paths = [Path(p) for p in paths]
+        what = paths[0].name if len(paths) == 1 else f"{len(paths)} videos"
+        activity = Activity(f"Indexing {what}", total=len(paths))
+        added: list[int] = []
+
+        def probe() -> Any:
+            for i, path in enumerate(paths):
+                try:
+                    yield i, path, probe_video(path), None
+                except Exception as err:  # noqa: BLE001 - every failure is a notification, never a traceback
+                    yield i, path, None, err
+
+        def on_probed(item: tuple[int, Path, Any, Exception | None]) -> None:
+            i, path, video, error = item
+            activity.update(i + 1)
+            if error is not None:
+                show_error(
+                    f"Could not add {path}: {error_message(error)}. Check that it is a video file "
+                    "(.mp4, .avi, .mov, .mkv) and readable; `posetrack transcode` re-encodes a damaged one."
+                )
+                return
+            try:
+                added.append(self.project.add_video(video))
+            except (PoseTrackError, ValueError) as err:
+                show_error(f"Could not add {path}: {error_message(err)}")
+
+        def on_finished() -> None:
+            activity.close()
+            if added:
+                self.project.show_video(added[-1])
+
+        worker = create_worker(probe)
+        worker.yielded.connect(on_probed)
+        worker.finished.connect(on_finished)
+        worker.start()
+        return worker
 
     def add_video(self, path: str | Path) -> int | None:
         """Add a video to the project and show it."""
@@ -418,12 +487,16 @@ class LabellingWidget(QWidget):
             try:
                 return check_video(path, progress=signals.progressed.emit, cancel=cancel.is_set), None
             except VideoCheckCancelled:
-                return None, "Check cancelled."
-            except (PoseTrackError, OSError, ValueError) as err:
-                return None, f"Could not check {path}: {err}"
+                return None, CHECK_CANCELLED
+            except Exception as err:  # noqa: BLE001 - every failure is a notification, never a traceback
+                return None, (
+                    f"Could not check {path}: {error_message(err)}. Check that the file is a video "
+                    "and is readable; `posetrack transcode` re-encodes a damaged one."
+                )
 
         self._show_check(None)
         self.check_result.setText(f"Checking {Path(path).name}…")
+        self._check_activity = Activity(f"Checking {Path(path).name}")
         self.check_progress.setRange(0, 0)  # busy until the first progress report
         self.check_progress.setVisible(True)
         self.cancel_check_button.setVisible(True)
@@ -443,6 +516,8 @@ class LabellingWidget(QWidget):
     def _on_check_progress(self, done: int, total: int) -> None:
         self.check_progress.setRange(0, max(total, 1))
         self.check_progress.setValue(done)
+        if self._check_activity is not None:
+            self._check_activity.update(done, total)
 
     def _on_check_done(self, result: tuple[VideoCheck | None, str | None]) -> None:
         check, error = result
@@ -455,10 +530,17 @@ class LabellingWidget(QWidget):
         if check is None:
             self._show_check(None)
             self.check_result.setText(error or "")
+            if error and error != CHECK_CANCELLED:
+                from napari.utils.notifications import show_error
+
+                show_error(error)
             return
         self._show_check(check)
 
     def _on_check_finished(self) -> None:
+        if self._check_activity is not None:
+            self._check_activity.close()
+            self._check_activity = None
         self._check_worker = None
         self.check_progress.setVisible(False)
         self.cancel_check_button.setVisible(False)
