@@ -249,3 +249,82 @@ def test_topdown_id_trains_and_predicts_named_tracks(small_sample, tmp_path):
 
     with pytest.raises(ExportError, match="class_vectors"):
         export_run(centered, out=tmp_path / "m.onnx")
+
+
+# --------------------------------------------------------------------------- real data
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="30 CPU steps do not teach the identity head: measured classifier argmax at chance and assigned "
+    "accuracy 0.0 on one run, 1.0 on another (an untrained, consistent difference of arbitrary sign); "
+    "see bench/identity_models.py and bench/RESULTS.md for longer training",
+)
+def test_identity_model_tells_the_clip_flies_apart(flies, tmp_path):
+    """Train briefly on clip.slp frames 0-999, predict identities on 1000-1499 against the true tracks.
+
+    Detection is not what is tested here (a centroid model trained this briefly on a CPU finds
+    nothing above threshold; ``bench/identity_models.py`` runs the whole top-down job): crops are cut
+    around the true thorax points, in a shuffled order per frame so no instance order can leak the
+    answer; chance is 0.5. What this measured (2026-12-06, 2 shared cores): after 30-40 steps the
+    classifier's probabilities stay within 1e-6 of 0.5 and its argmax is at chance; they differ
+    consistently between the two flies (their sizes differ), and the exclusive per-frame assignment
+    turns that into all-right or all-wrong identities depending on an arbitrary sign. So brief CPU
+    training does not beat chance honestly, and the test is marked as an expected failure rather
+    than loosened; it passes (XPASS) once training teaches the head.
+    """
+    from napari_posetrack.core.inference.pipelines import InferenceOptions, LoadedModel, TopDownPipeline
+    from napari_posetrack.core.io import load_labels
+    from napari_posetrack.core.training.run import train
+    from napari_posetrack.core.video import open_video
+
+    truth = load_labels(flies / "clip.slp")
+    labels = load_labels(flies / "clip.slp")
+    f = labels.instances.frame
+    labels.delete(np.flatnonzero((f >= 1000) | (f % 25 != 0)))  # 40 labelled frames of 0-999
+    _, cfg = topdown_configs(baseline_profile("topdown-id", receptive_field="small"))
+    cfg.data.input_scaling = 0.25
+    cfg.data.anchor_part = "thorax"
+    cfg.model.unet.filters = 8
+    cfg.model.unet.max_stride = 16
+    cfg.optimization.batch_size = 16
+    cfg.optimization.epochs = 1
+    cfg.optimization.batches_per_epoch = 30
+    cfg.optimization.initial_learning_rate = 1e-3
+    cfg.outputs.runs_folder = str(tmp_path)
+    run = train(cfg, labels, device="cpu")
+
+    pipe = TopDownPipeline(None, LoadedModel.from_run(run, torch.device("cpu")), InferenceOptions(device="cpu"))
+    assert pipe.class_names == ["female", "male"]
+    frames = np.arange(1000, 1500, 10)
+    t = truth.instances
+    thorax = truth.skeleton.node_index("thorax")
+    rng = np.random.default_rng(0)
+    got_f, got_pts, got_p, true_names = [], [], [], []
+    with open_video(truth.videos[0]) as reader:
+        for start in range(0, len(frames), 25):
+            chunk = frames[start : start + 25]
+            rows = np.flatnonzero(np.isin(t.frame, chunk))
+            rows = rows[np.lexsort((rng.random(len(rows)), t.frame[rows]))]  # shuffled within each frame
+            raw = pipe.run_at_centres(
+                np.stack(reader.frames(chunk)), chunk, torch.as_tensor(np.searchsorted(chunk, t.frame[rows])),
+                torch.as_tensor(t.points[rows, thorax], dtype=torch.float32),
+            )
+            got_p.append(raw["class_probs"].numpy())
+            got_f.append(t.frame[rows])
+            got_pts.append(t.points[rows])
+            true_names += [truth.tracks[i].name for i in t.track[rows]]
+    probs, fr, pts = np.concatenate(got_p), np.concatenate(got_f), np.concatenate(got_pts)
+    classes, _ = assign_identities(fr, pts, probs)
+    result = identity_accuracy(fr, [pipe.class_names[i] for i in classes], true_names)
+    flat, _ = assign_identities(fr, pts, probs, smoothing="none")
+    per_frame = identity_accuracy(fr, [pipe.class_names[i] for i in flat], true_names)
+    argmax = float(np.mean(np.array(pipe.class_names)[probs.argmax(axis=1)] == np.array(true_names)))
+    print(f"ID accuracy {result['accuracy']:.3f} ({result['switches']} switches), per frame alone "
+          f"{per_frame['accuracy']:.3f} ({per_frame['switches']} switches), classifier argmax {argmax:.3f}")
+    assert result["n"] == 100 and result["unassigned"] == 0
+    # the classifier itself must beat chance, so a lucky sign of an untrained difference cannot pass
+    assert argmax >= 0.75
+    assert result["accuracy"] >= 0.8
+    assert result["switches"] <= per_frame["switches"]

@@ -320,5 +320,5 @@ def score_identities(
     true_names = [truth.tracks[i].name if i >= 0 else "" for i in t.track[true_rows[ok]]]
     pred_names = [predicted.tracks[i].name if i >= 0 else None for i in p.track[matched_pred]]
     result = identity_accuracy(t.frame[true_rows[ok]], pred_names, true_names)
-    result.update(true_instances=int(len(true_rows)), matched=int(ok.sum()))
+    result.update(true_instances=len(true_rows), matched=int(ok.sum()))
     return result
