@@ -25,6 +25,8 @@ from qtpy.QtWidgets import (
 )
 
 from napari_posetrack._widgets._workspace import (
+    WORKSPACE_COMMAND,
+    _app,
     posetrack_docks,
     toggle_workspace,
     workspace_active,
@@ -115,6 +117,8 @@ def test_every_widget_fits_the_screen(make_napari_viewer, dock_every_widget, fli
         dock.raise_()
         qtbot.waitUntil(lambda dock=dock: dock.widget().isVisible(), timeout=5_000)
         qtbot.wait(100)  # scroll areas size their bodies on the next layout pass
+        tall = dock.widget().minimumSizeHint().height()
+        assert (main.width(), main.height()) == size, f"{dock.windowTitle()} (needs {tall} px) resized the window"
         image = main.grab()
         path = tmp_path / f"{size[0]}x{size[1]}-{dock.windowTitle()}.png"
         assert image.save(str(path)) and path.stat().st_size > 0
@@ -142,6 +146,13 @@ def test_workspace_toggles_and_restores_the_layout(make_napari_viewer, dock_ever
     assert not workspace_active(viewer)
     assert main.dockWidgetArea(tools) == Qt.DockWidgetArea.LeftDockWidgetArea
     assert tools not in main.tabifiedDockWidgets(docks[0])
+
+    # the menu item runs the napari.yaml command, which toggles the same way
+    commands = _app().commands
+    commands.execute_command(WORKSPACE_COMMAND).result()
+    assert workspace_active(viewer) and main.dockWidgetArea(tools) == Qt.DockWidgetArea.RightDockWidgetArea
+    commands.execute_command(WORKSPACE_COMMAND).result()
+    assert not workspace_active(viewer) and main.dockWidgetArea(tools) == Qt.DockWidgetArea.LeftDockWidgetArea
 
 
 def test_workspace_without_posetrack_docks_says_so(make_napari_viewer):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from qtpy.QtCore import QByteArray, Qt
+from qtpy.QtCore import QByteArray, Qt, QTimer
 from qtpy.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QStyle, QWidget
 
 WORKSPACE_COMMAND = "napari-posetrack.workspace"
@@ -87,11 +87,16 @@ def lay_out_workspace(viewer: Any) -> bool:
         return False
     if main not in _SAVED:
         _SAVED[main] = main.saveState()
+    size = main.size()  # re-adding docks lets Qt grow the window to their preferred heights
     first = docks[0]
+    right = Qt.DockWidgetArea.RightDockWidgetArea
     for dock in docks:
-        dock.setFloating(False)
+        # touch only what must move: re-docking a docked widget lets Qt grow the window
+        if dock.isFloating():
+            dock.setFloating(False)
+        if main.dockWidgetArea(dock) != right:
+            main.addDockWidget(right, dock)
         dock.show()
-        main.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     for dock in docks[1:]:
         main.tabifyDockWidget(first, dock)
     # as wide as the widest widget needs (no sideways scrolling), but never more than half the window
@@ -99,6 +104,9 @@ def lay_out_workspace(viewer: Any) -> bool:
     width = max(needed_width(dock.widget()) for dock in docks) + frame
     width = min(max(width, first.minimumSizeHint().width()), max(main.width() // 2, 1))
     main.resizeDocks([first], [width], Qt.Orientation.Horizontal)
+    if not (main.isMaximized() or main.isFullScreen()):
+        main.resize(size)
+        QTimer.singleShot(0, lambda: main.resize(size))  # after Qt's own layout pass
     first.raise_()
     return True
 
