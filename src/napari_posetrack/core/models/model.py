@@ -206,6 +206,8 @@ def build_model(config: TrainingConfig, skeleton: Any, in_channels: int | None =
                 "model.heads.class_vectors.classes: the identity model's classes are not known yet; they are "
                 "the labels' track names, filled in by training (give at least two)"
             )
+        if config.model.backbone == "unet" and config.optimization.initialization == "random":
+            _signal_preserving_init(backbone)
         deepest = max(feats)
         heads["class_vectors"] = ClassVectorHead(
             len(class_head.classes), feats[deepest], deepest,
@@ -214,6 +216,21 @@ def build_model(config: TrainingConfig, skeleton: Any, in_channels: int | None =
     model = PoseModel(backbone, neck, heads, levels)
     model.pipeline = pipeline
     return model
+
+
+def _signal_preserving_init(module: nn.Module) -> None:
+    """He-normal convolution weights and zero biases (as Keras-trained SLEAP models start).
+
+    With torch's default initialisation a UNet's deepest features are driven by the biases and barely
+    depend on the image (their spread across crops is about 1e-4 of their size): the pose heads do
+    not mind, the skip connections carry the detail, but an identity head that reads the deepest
+    features sees the same vector for every animal and cannot learn.
+    """
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
 
 
 def pad_to_stride(images: torch.Tensor, max_stride: int) -> torch.Tensor:
