@@ -209,6 +209,44 @@ def test_track_after_predicting_and_track_only(make_napari_viewer, qtbot, sample
     assert "Tracked into" in widget.status_label.text()
 
 
+@pytest.mark.slow  # trains a tiny top-down identity job (centroid + centered instance, 2 steps each)
+def test_an_identity_model_names_the_tracks_and_the_tracker_does_not_replace_them(
+    make_napari_viewer, qtbot, sample, tmp_path
+):
+    """Predict + track with a top-down identity model: tracks are the class names, with a warning."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    from napari_posetrack.core.config import baseline_profile
+    from napari_posetrack.core.training.run import train_topdown
+
+    labels = load_labels(sample["labels"])
+    names = list(dict.fromkeys(t.name for t in labels.tracks))
+    cfg = baseline_profile("topdown-id", receptive_field="small")
+    cfg.model.unet.filters = 4
+    cfg.optimization.epochs = 1
+    cfg.optimization.batches_per_epoch = 2
+    cfg.optimization.batch_size = 4
+    cfg.outputs.runs_folder = str(tmp_path / "runs")
+    train_topdown(cfg, labels, device="cpu")
+    widget, _ = _widget(make_napari_viewer, qtbot, _user_only(sample["labels"]), tmp_path / "runs")
+    assert widget.model_combo.count() == 1 and "topdown" in widget.model_combo.currentText()
+    project = project_for(widget.viewer)
+    widget.track_check.setChecked(True)
+    widget.tracker_form.set_values({"window": 3, "max_tracks": 2, "stitch": False})
+    widget.options_form.set_values({"max_instances": 2})
+    widget.target_combo.setCurrentText("Frame range")
+    widget.range_start_spin.setValue(0)
+    widget.range_stop_spin.setValue(3)
+    widget.predict_button.click()
+    _wait_done(qtbot, widget)
+    t = project.labels.instances
+    predicted = np.flatnonzero(t.kind == PREDICTED)
+    assert len(predicted) and (t.track[predicted] >= 0).all()
+    assert {project.labels.tracks[i].name for i in t.track[predicted]} <= set(names)
+    warnings = [n.message for n in notification_manager.records if n.severity == NotificationSeverity.WARNING]
+    assert any("identity model" in w and "tracker was not run" in w for w in warnings)
+
+
 @pytest.mark.slow  # trains the module's model once (a few seconds on CPU)
 def test_viewer_answers_within_200_ms_while_inference_runs(make_napari_viewer, qtbot, runs_folder, tmp_path):
     """A timer on the GUI thread keeps firing every 50 ms while a long prediction runs."""

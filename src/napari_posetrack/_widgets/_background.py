@@ -277,7 +277,7 @@ def predict_in_background(
     summary: dict[str, TrackingSummary] = {}
 
     def compute(report: Callable[[Progress], None], cancelled: Callable[[], bool]) -> tuple[Labels, int]:
-        from napari_posetrack.core.inference.api import predict_labels
+        from napari_posetrack.core.inference.api import predict_labels, tracker_after
         from napari_posetrack.core.inference.pipelines import load_pipeline
 
         report(Progress("loading", -1, 0, 0))
@@ -290,9 +290,11 @@ def predict_in_background(
             progress=lambda v, d, t: report(Progress("predicting", v, d, t)),
             cancel=cancelled,
         )
-        if tracker_config is None or cancelled():
+        # an identity model has named the tracks: the tracker would replace them (it warns, as a notification)
+        tracker = tracker_after(pipeline, tracker_config, "this project")
+        if tracker is None or cancelled():
             return labels, added
-        return _track(labels, tracker_config, report, summary), added
+        return _track(labels, tracker, report, summary), added
 
     # tracking user instances too changes more than predictions: then the result replaces the labels
     merge = tracker_config is None or tracker_config.kind == "predicted"

@@ -70,7 +70,7 @@ def predict_labels(
     return added
 
 
-def _tracker_for(pipeline: Pipeline, tracker: Any, where: str | os.PathLike[str]) -> Any:
+def tracker_after(pipeline: Pipeline, tracker: Any, where: str | os.PathLike[str]) -> Any:
     """The tracker to run after ``pipeline``: none for an identity model, which names its tracks itself."""
     if tracker is not None and pipeline.class_names:
         warnings.warn(
@@ -127,7 +127,7 @@ def predict_to_file(
 
     pipeline = load_pipeline(run_dirs, options)
     labels = labels_for_input(input_path, pipeline)
-    tracker = _tracker_for(pipeline, tracker, input_path)
+    tracker = tracker_after(pipeline, tracker, input_path)
     if tracker is not None:
         from napari_posetrack.core.tracking.tracker import check_max_tracks
 
@@ -246,7 +246,7 @@ def predict_video_file(
         )
     labels = Labels(pipeline.skeleton.copy(), videos=[probe_video(video_path)], provenance={"filename": str(out)})
     n_frames = labels.videos[0].n_frames
-    tracker = _tracker_for(pipeline, tracker, video_path)
+    tracker = tracker_after(pipeline, tracker, video_path)
     if tracker is not None:
         from napari_posetrack.core.tracking.tracker import check_max_tracks
 
