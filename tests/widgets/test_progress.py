@@ -16,7 +16,7 @@ pytest.importorskip("napari")
 
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
-from napari_posetrack._widgets import _background, _tools_videos, labelling
+from napari_posetrack._widgets import _background, _tools_export, _tools_videos, labelling
 from napari_posetrack._widgets._activity import Activity
 from napari_posetrack._widgets._background import Progress, run_in_background
 from napari_posetrack._widgets._project import project_for
@@ -50,7 +50,7 @@ class Recorded(Activity):
 @pytest.fixture
 def recorded(monkeypatch) -> list[Recorded]:
     Recorded.log = []
-    for module in (_background, _tools_videos, labelling):
+    for module in (_background, _tools_export, _tools_videos, labelling):
         monkeypatch.setattr(module, "Activity", Recorded)
     return Recorded.log
 
@@ -145,6 +145,33 @@ def test_reencoding_reports_time_left_and_an_unwritable_output_is_a_notification
     (message,) = _errors_since(before)
     assert "Re-encoding failed" in message and str(blocker / "out") in message
     assert recorded[-1].closed
+
+
+def test_export_shows_activity_and_an_unwritable_file_is_a_notification(
+    make_napari_viewer, flies, recorded, qtbot, tmp_path
+):
+    from napari_posetrack._widgets.tools import ToolsWidget
+
+    tools = ToolsWidget(make_napari_viewer())
+    tools.project.open(flies / "clip.slp")
+    tab = tools.export_tab
+    tab.set_format("tidy")
+    tab.output.set_text(str(tmp_path / "flies.csv"))
+    tab.run_button.click()
+    (activity,) = recorded  # open while the worker writes (its result arrives through the event loop)
+    assert activity.description == "Exporting flies.csv" and not activity.closed
+    qtbot.waitUntil(lambda: bool(tab.written) and tab.run_button.isEnabled(), timeout=WAIT_MS)
+    assert activity.closed and tab.activity is None
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    tab.output.set_text(str(blocker / "flies.csv"))  # a file inside a file cannot be written
+    before = len(notification_manager.records)
+    tab.run_button.click()
+    qtbot.waitUntil(lambda: tab.run_button.isEnabled() and bool(_errors_since(before)), timeout=WAIT_MS)
+    (message,) = _errors_since(before)
+    assert "Export failed" in message and str(blocker) in message and "Traceback" not in message
+    assert recorded[-1].description == "Exporting flies.csv" and recorded[-1].closed
 
 
 def test_predict_and_track_jobs_report_stages_and_errors(make_napari_viewer, flies, recorded, qtbot):

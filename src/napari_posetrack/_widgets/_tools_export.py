@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_posetrack._widgets._activity import Activity
 from napari_posetrack._widgets._tools_common import PathField
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class ExportTab(QWidget):
         self.project = project
         self.worker: Any = None
         self.written: list[Path] = []
+        self.activity: Activity | None = None  # the running export's entry in napari's activity dock
         self._suggested = ""  # the output path we filled in last (replaced when the format changes)
         self.setObjectName("tools_export")
 
@@ -227,6 +229,8 @@ class ExportTab(QWidget):
             return
         self.run_button.setEnabled(False)
         self.status.setText("writing…")
+        # the writers report no steps: a busy entry in the activity dock, named after the file
+        self.activity = Activity(f"Exporting {Path(out).name}")
         snapshot = self.project.labels.copy()  # the user may keep editing while the file is written
         options = (
             {"extract_frames": True}
@@ -250,6 +254,7 @@ class ExportTab(QWidget):
     def _on_export_returned(self, paths: list[Path]) -> None:
         from napari.utils.notifications import show_info
 
+        self._close_activity()
         self.run_button.setEnabled(True)
         self.written = list(paths)
         text = "Wrote " + ", ".join(str(p) for p in paths)
@@ -259,6 +264,12 @@ class ExportTab(QWidget):
     def _on_export_errored(self, exc: BaseException) -> None:
         from napari.utils.notifications import show_error
 
+        self._close_activity()
         self.run_button.setEnabled(True)
         self.status.setText(f"Export failed: {exc}")
         show_error(f"Export failed: {exc}")
+
+    def _close_activity(self) -> None:
+        if self.activity is not None:
+            self.activity.close()
+            self.activity = None
