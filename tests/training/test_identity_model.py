@@ -79,10 +79,10 @@ def test_sleap_multi_class_topdown_config_is_imported(tmp_path):
         True, ["female", "male"], 2, 32, 0.5)
     assert cfg.model.heads.confmaps.sigma == 1.5
     assert cfg.data.anchor_part == "thorax"
+    # the bottom-up identity model imports too (tests/training/test_bottomup_identity_model.py)
     raw["model"]["heads"] = {"multi_class_bottomup": {"confmaps": {}, "class_maps": {}}}
     path.write_text(json.dumps(raw))
-    with pytest.raises(Exception, match="multi_class_bottomup"):
-        TrainingConfig.from_file(path)
+    assert TrainingConfig.from_file(path).model.heads.class_maps.enabled
 
 
 # --------------------------------------------------------------------------- model and loss

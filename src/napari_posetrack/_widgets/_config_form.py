@@ -89,6 +89,7 @@ EMPTY_TEXT: dict[str, str] = {
     "model.heads.confmaps.levels": "one level",
     "model.heads.centroids.levels": "one level",
     "model.heads.pafs.levels": "one level",
+    "model.heads.class_maps.levels": "one level",
     "optimization.pretrained_weights": "torch's cache",
     "optimization.batches_per_epoch": "one pass over the data",
     "optimization.gradient_clip_norm": "off",
@@ -106,6 +107,8 @@ LIST_EXAMPLES: dict[str, str] = {
     "model.heads.centroids.levels": "2, 3, 4",
     "model.heads.pafs.levels": "3, 4, 5",
     "model.heads.class_vectors.classes": "female, male",
+    "model.heads.class_maps.classes": "female, male",
+    "model.heads.class_maps.levels": "2, 3, 4",
     "optimization.schedule.milestones": "100, 150",
 }
 """An example of each list field, shown in its empty control."""
@@ -121,6 +124,7 @@ SECTION_TITLES: dict[str, str] = {
     "model.heads.centroids": "Animal-centre maps (centroid model)",
     "model.heads.pafs": "Part affinity fields (bottom-up)",
     "model.heads.class_vectors": "Identity (top-down ID model: track names of the labelled animals)",
+    "model.heads.class_maps": "Identity maps (bottom-up ID model: track names of the labelled animals)",
     "optimization": "Optimisation",
     "optimization.schedule": "Learning-rate schedule",
     "optimization.early_stopping": "Early stopping",
@@ -306,6 +310,7 @@ VISIBILITY_DRIVERS = (
     "model.heads.confmaps.posture_graph",
     "model.heads.centroids.posture_graph",
     "model.heads.class_vectors.enabled",
+    "model.heads.class_maps.enabled",
 )
 """Fields whose value decides whether other fields apply (see :func:`field_applies`)."""
 
@@ -359,7 +364,12 @@ def field_applies(key: str, pipeline: str | None, value: Callable[[str], Any]) -
     if key.startswith("model.heads.centroids."):
         return pipeline in ("centroid", "topdown")
     if key.startswith("model.heads.pafs."):
-        return pipeline == "bottomup"
+        # a bottom-up identity model groups body parts by their class maps, not by affinity fields
+        return pipeline == "bottomup" and not value("model.heads.class_maps.enabled")
+    if key.startswith("model.heads.class_maps."):
+        if key == "model.heads.class_maps.enabled" or value("model.heads.class_maps.enabled"):
+            return pipeline == "bottomup"
+        return False
     if key.startswith("model.heads.class_vectors."):
         # an identity head sits on the centered-instance model; its details matter once it is on
         if key == "model.heads.class_vectors.enabled" or value(key.rsplit(".", 1)[0] + ".enabled"):

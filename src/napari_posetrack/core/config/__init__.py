@@ -22,8 +22,10 @@ from napari_posetrack.core.config.help import FIELD_HELP
 from napari_posetrack.core.config.model import (
     BACKBONES,
     CLASS_HEAD,
+    CLASS_MAPS_HEAD,
     PIPELINES,
     TRAINABLE_PIPELINES,
+    ClassMapsHeadConfig,
     ClassVectorsHeadConfig,
     ConfmapHeadConfig,
     HeadsConfig,
@@ -31,7 +33,9 @@ from napari_posetrack.core.config.model import (
     PAFHeadConfig,
     UNetConfig,
     class_head_config,
+    class_maps_config,
     head_configs,
+    identity_head,
 )
 from napari_posetrack.core.config.optimization import (
     FLIP_DIRECTIONS,
@@ -56,6 +60,7 @@ __all__ = [
     "BACKBONES",
     "CHANNELS",
     "CLASS_HEAD",
+    "CLASS_MAPS_HEAD",
     "FIELD_HELP",
     "FLIP_DIRECTIONS",
     "KEEP_CHECKPOINTS",
@@ -65,6 +70,7 @@ __all__ = [
     "SCHEDULES",
     "TRAINABLE_PIPELINES",
     "AugmentationConfig",
+    "ClassMapsHeadConfig",
     "ClassVectorsHeadConfig",
     "ConfigError",
     "ConfmapHeadConfig",
@@ -81,6 +87,8 @@ __all__ = [
     "UNetConfig",
     "baseline_profile",
     "class_head_config",
+    "class_maps_config",
     "head_configs",
+    "identity_head",
     "topdown_configs",
 ]

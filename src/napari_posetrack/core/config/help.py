@@ -104,6 +104,17 @@ FIELD_HELP: dict[str, str] = {
     "model.heads.class_vectors.num_fc_units": "Identity model: width of each of those hidden layers.",
     "model.heads.class_vectors.loss_weight": "Weight of the identity (cross-entropy) loss in the total loss, "
     "next to the body-part maps' loss.",
+    "model.heads.class_maps.enabled": "Bottom-up identity model (bottom-up only): instead of part affinity "
+    "fields, learn one map per animal identity, from the track names given to the labelled animals (e.g. "
+    "'female', 'male'); body parts are grouped into animals by identity. Predictions then get those names "
+    "as tracks, with no tracker needed. Needs at least two named tracks.",
+    "model.heads.class_maps.classes": "The identities the model tells apart, in output order. Empty = the "
+    "track names of the labelled animals, filled in when training starts (and saved with the run).",
+    "model.heads.class_maps.sigma": "Bottom-up identity model: spread of the spot drawn at each body part "
+    "of an animal in its identity's map, in input pixels.",
+    "model.heads.class_maps.output_stride": "The identity maps are this many times smaller than the input.",
+    "model.heads.class_maps.loss_weight": "Weight of the identity maps in the total loss.",
+    "model.heads.class_maps.levels": "Train the identity maps on several levels with one shared head.",
     # optimization
     "optimization.batch_size": "Images per training step. Larger is smoother and faster per image but needs "
     "more GPU memory.",

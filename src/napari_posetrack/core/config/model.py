@@ -117,6 +117,23 @@ class ClassVectorsHeadConfig:
 
 
 @dataclass
+class ClassMapsHeadConfig:
+    """Identity maps of a bottom-up model (SLEAP's multi-class bottom-up ``class_maps``).
+
+    When ``enabled`` (on a ``bottomup`` model), the model draws one confidence map per class instead
+    of part affinity fields: a Gaussian of ``sigma`` at every visible body part of each animal of
+    that class. The classes are the track names of the labelled (user) instances.
+    """
+
+    enabled: bool = False
+    classes: list[str] = field(default_factory=list)
+    sigma: float = 5.0
+    output_stride: int = 4
+    loss_weight: float = 1.0
+    levels: list[int] | None = None
+
+
+@dataclass
 class HeadsConfig:
     """Output heads; the pipeline decides which are built."""
 
@@ -126,6 +143,7 @@ class HeadsConfig:
     )
     pafs: PAFHeadConfig = field(default_factory=PAFHeadConfig)
     class_vectors: ClassVectorsHeadConfig = field(default_factory=ClassVectorsHeadConfig)
+    class_maps: ClassMapsHeadConfig = field(default_factory=ClassMapsHeadConfig)
 
 
 @dataclass
@@ -142,8 +160,16 @@ class ModelConfig:
     heads: HeadsConfig = field(default_factory=HeadsConfig)
 
 
-def head_configs(config: TrainingConfig) -> dict[str, ConfmapHeadConfig | PAFHeadConfig]:
-    """The head configs used by ``config.model.pipeline``, keyed by output name."""
+MapHeadConfig = ConfmapHeadConfig | PAFHeadConfig | ClassMapsHeadConfig
+"""A head that outputs maps (everything :func:`head_configs` returns)."""
+
+
+def head_configs(config: TrainingConfig) -> dict[str, MapHeadConfig]:
+    """The head configs used by ``config.model.pipeline``, keyed by output name.
+
+    A bottom-up identity model (``model.heads.class_maps.enabled``) has body-part maps and class maps
+    and no part affinity fields, as SLEAP's multi-class bottom-up model.
+    """
     heads = config.model.heads
     pipeline = config.model.pipeline
     if pipeline in ("single_instance", "centered_instance"):
@@ -151,6 +177,8 @@ def head_configs(config: TrainingConfig) -> dict[str, ConfmapHeadConfig | PAFHea
     if pipeline == "centroid":
         return {"centroids": heads.centroids}
     if pipeline == "bottomup":
+        if heads.class_maps.enabled:
+            return {"confmaps": heads.confmaps, CLASS_MAPS_HEAD: heads.class_maps}
         return {"confmaps": heads.confmaps, "pafs": heads.pafs}
     if pipeline == "topdown":
         return {"centroids": heads.centroids, "confmaps": heads.confmaps}
@@ -177,7 +205,34 @@ def class_head_config(config: TrainingConfig) -> ClassVectorsHeadConfig | None:
     return None
 
 
-def head_strides(head: ConfmapHeadConfig | PAFHeadConfig) -> list[int]:
+CLASS_MAPS_HEAD = "class_maps"
+"""Output name of the bottom-up identity head: ``(B, n_classes, h, w)`` maps, one per class."""
+
+
+def class_maps_config(config: TrainingConfig) -> ClassMapsHeadConfig | None:
+    """The class-map head's config when this model trains one (a bottom-up identity model), else ``None``."""
+    head = config.model.heads.class_maps
+    if head.enabled and config.model.pipeline == "bottomup":
+        return head
+    return None
+
+
+def identity_head(config: TrainingConfig) -> tuple[str, ClassVectorsHeadConfig | ClassMapsHeadConfig] | None:
+    """``(field prefix, config)`` of the identity head this model trains, else ``None``.
+
+    The prefix is ``model.heads.class_vectors`` (top-down identity model) or ``model.heads.class_maps``
+    (bottom-up identity model); both heads have ``classes``, the track names they tell apart.
+    """
+    vectors = class_head_config(config)
+    if vectors is not None:
+        return f"model.heads.{CLASS_HEAD}", vectors
+    maps = class_maps_config(config)
+    if maps is not None:
+        return f"model.heads.{CLASS_MAPS_HEAD}", maps
+    return None
+
+
+def head_strides(head: MapHeadConfig) -> list[int]:
     """Every stride a head outputs at while training, finest (the one inference reads) first."""
     strides = {int(head.output_stride)}
     if head.levels:

@@ -57,16 +57,14 @@ def _convert_sleap(raw: dict[str, Any]) -> TrainingConfig:
     heads = _section(raw, "model", "heads")
     kinds = [
         k
-        for k in ("single_instance", "centroid", "centered_instance", "multi_instance", "multi_class_topdown")
+        for k in (
+            "single_instance", "centroid", "centered_instance", "multi_instance", "multi_class_topdown",
+            "multi_class_bottomup",
+        )
         if heads.get(k)
     ]
     if not kinds:
         others = [k for k, v in heads.items() if v]
-        if "multi_class_bottomup" in others:
-            raise ConfigError(
-                "model.heads.multi_class_bottomup: bottom-up identity models are not supported yet; "
-                "use a multi_class_topdown (top-down identity) model"
-            )
         raise ConfigError(f"model.heads: no supported head (this file uses {others or 'none'})")
     kind = kinds[0]
     head = heads[kind]
@@ -77,6 +75,11 @@ def _convert_sleap(raw: dict[str, Any]) -> TrainingConfig:
         _sleap_head(confmaps, cfg.model.heads.confmaps, "model.heads.confmaps")
         _sleap_class_vectors(head.get("class_vectors") or {}, cfg)
         head = confmaps
+    elif kind == "multi_class_bottomup":
+        # SLEAP's bottom-up identity model: body-part maps plus one map per class, no PAFs
+        cfg.model.pipeline = "bottomup"
+        _sleap_head(head.get("confmaps") or {}, cfg.model.heads.confmaps, "model.heads.confmaps")
+        _sleap_class_maps(head.get("class_maps") or {}, cfg)
     elif kind == "multi_instance":
         cfg.model.pipeline = "bottomup"
         _sleap_head(head.get("confmaps") or {}, cfg.model.heads.confmaps, "model.heads.confmaps")
@@ -171,6 +174,32 @@ def _sleap_head(src: dict[str, Any], dst: ConfmapHeadConfig | PAFHeadConfig, pre
             setattr(dst, key, _coerce(src[key], hint, f"{prefix}.{key}"))
 
 
+def _sleap_classes(src: dict[str, Any], prefix: str) -> list[str] | None:
+    """The ``classes`` list of a SLEAP identity head (``None`` when not given)."""
+    if src.get("classes") is None:
+        return None
+    classes = src["classes"]
+    if not isinstance(classes, (list, tuple)):
+        raise ConfigError(f"{prefix}.classes: expected a list of names, got {classes!r}")
+    return [str(name) for name in classes]
+
+
+def _sleap_class_maps(src: dict[str, Any], cfg: TrainingConfig) -> None:
+    """SLEAP's ``class_maps`` head (classes, sigma, output stride, loss weight).
+
+    ``offset_refinement`` has no counterpart (peaks are refined from the body-part maps).
+    """
+    c = cfg.model.heads.class_maps
+    c.enabled = True
+    prefix = "model.heads.class_maps"
+    classes = _sleap_classes(src, prefix)
+    if classes is not None:
+        c.classes = classes
+    for key, hint in (("sigma", float), ("output_stride", int), ("loss_weight", float)):
+        if src.get(key) is not None:
+            setattr(c, key, _coerce(src[key], hint, f"{prefix}.{key}"))
+
+
 def _sleap_class_vectors(src: dict[str, Any], cfg: TrainingConfig) -> None:
     """SLEAP's ``class_vectors`` head (classes, fully connected layers and units, loss weight).
 
@@ -180,11 +209,9 @@ def _sleap_class_vectors(src: dict[str, Any], cfg: TrainingConfig) -> None:
     c = cfg.model.heads.class_vectors
     c.enabled = True
     prefix = "model.heads.class_vectors"
-    if src.get("classes") is not None:
-        classes = src["classes"]
-        if not isinstance(classes, (list, tuple)):
-            raise ConfigError(f"{prefix}.classes: expected a list of names, got {classes!r}")
-        c.classes = [str(name) for name in classes]
+    classes = _sleap_classes(src, prefix)
+    if classes is not None:
+        c.classes = classes
     for key, hint in (("num_fc_layers", int), ("num_fc_units", int), ("loss_weight", float)):
         if src.get(key) is not None:
             setattr(c, key, _coerce(src[key], hint, f"{prefix}.{key}"))

@@ -17,6 +17,7 @@ from napari_posetrack.core.config.data import DataConfig
 from napari_posetrack.core.config.model import (
     PIPELINES,
     ConfmapHeadConfig,
+    MapHeadConfig,
     ModelConfig,
     PAFHeadConfig,
     UNetConfig,
@@ -148,8 +149,8 @@ class TrainingConfig:
 
     # derived values ------------------------------------------------------------
     @property
-    def head_configs(self) -> dict[str, ConfmapHeadConfig | PAFHeadConfig]:
-        """The heads the pipeline trains, by output name (``confmaps``, ``centroids``, ``pafs``)."""
+    def head_configs(self) -> dict[str, MapHeadConfig]:
+        """The heads the pipeline trains, by output name (``confmaps``, ``centroids``, ``pafs``, ``class_maps``)."""
         return head_configs(self)
 
     @property
@@ -204,8 +205,9 @@ def baseline_profile(
     name
         ``"single"`` (single_instance), ``"topdown"`` (centroid + centered_instance),
         ``"topdown-id"`` (top-down whose centered-instance model also tells identities apart, from
-        the labels' track names: SLEAP's multi-class top-down), ``"bottomup"``, or one pipeline name
-        (``"centroid"``, ``"centered_instance"``).
+        the labels' track names: SLEAP's multi-class top-down), ``"bottomup"``, ``"bottomup-id"``
+        (bottom-up with one confidence map per identity instead of part affinity fields: SLEAP's
+        multi-class bottom-up), or one pipeline name (``"centroid"``, ``"centered_instance"``).
     receptive_field
         ``"small"``, ``"medium"`` or ``"large"``: how much context the network sees (sets max stride and
         filters).
@@ -213,9 +215,11 @@ def baseline_profile(
         ``(height, width)`` of the videos; large frames get an input scaling so the longest side of what the
         network sees (the whole frame, or the centroid model's frame) stays near 512 px.
     """
-    pipeline = {"single": "single_instance", "topdown-id": "topdown"}.get(name, name)
+    pipeline = {"single": "single_instance", "topdown-id": "topdown", "bottomup-id": "bottomup"}.get(name, name)
     if pipeline not in PIPELINES:
-        raise ConfigError(f"unknown baseline profile {name!r}; use single, topdown, topdown-id or bottomup")
+        raise ConfigError(
+            f"unknown baseline profile {name!r}; use single, topdown, topdown-id, bottomup or bottomup-id"
+        )
     if receptive_field not in RF_PROFILES:
         raise ConfigError(f"receptive_field: unknown size {receptive_field!r}; use small, medium or large")
     max_stride, filters = RF_PROFILES[receptive_field]
@@ -226,6 +230,9 @@ def baseline_profile(
     cfg.model.heads.centroids = ConfmapHeadConfig(sigma=5.0, output_stride=2)
     cfg.model.heads.pafs = PAFHeadConfig(sigma=15.0, output_stride=min(8, max_stride))
     cfg.model.heads.class_vectors.enabled = name == "topdown-id"
+    cfg.model.heads.class_maps.enabled = name == "bottomup-id"
+    cfg.model.heads.class_maps.sigma = 5.0
+    cfg.model.heads.class_maps.output_stride = cfg.model.heads.confmaps.output_stride
     aug = cfg.optimization.augmentation
     if pipeline in ("centroid", "bottomup", "topdown"):
         # whole frames: animals appear in any orientation

@@ -98,7 +98,8 @@ def _validate(cfg: TrainingConfig, skeleton: Any, check_paths: bool) -> None:
                 "data.anchor_part",
                 f"unknown body part {d.anchor_part!r}; the skeleton has {', '.join(skeleton.nodes)}",
             )
-        if m.pipeline == "bottomup":
+        if m.pipeline == "bottomup" and not m.heads.class_maps.enabled:
+            # part affinity fields follow the edges (a bottom-up identity model groups by class instead)
             _check(
                 len(skeleton.edges) > 0, "model.pipeline", "bottomup needs a skeleton with at least one edge"
             )
@@ -294,7 +295,8 @@ def _validate_class_head(cfg: TrainingConfig) -> None:
     _check(
         cfg.model.pipeline in CLASS_PIPELINES,
         f"{prefix}.enabled",
-        f"an identity head belongs to a centered_instance (or topdown) model, not {cfg.model.pipeline}",
+        f"an identity head belongs to a centered_instance (or topdown) model, not {cfg.model.pipeline}"
+        + (" (a bottom-up identity model uses model.heads.class_maps)" if cfg.model.pipeline == "bottomup" else ""),
     )
     _check(c.num_fc_layers >= 0, f"{prefix}.num_fc_layers", f"must not be negative, got {c.num_fc_layers}")
     _check(c.num_fc_units >= 1, f"{prefix}.num_fc_units", f"must be at least 1, got {c.num_fc_units}")
@@ -308,10 +310,34 @@ def _validate_class_head(cfg: TrainingConfig) -> None:
     )
 
 
+def _validate_class_maps(cfg: TrainingConfig) -> None:
+    """The bottom-up identity head: on a bottom-up model only, distinct class names (maps are checked
+    with the other heads)."""
+    c = cfg.model.heads.class_maps
+    prefix = "model.heads.class_maps"
+    if not c.enabled:
+        return
+    _check(
+        cfg.model.pipeline == "bottomup",
+        f"{prefix}.enabled",
+        f"class maps belong to a bottomup model, not {cfg.model.pipeline}"
+        + (" (a top-down identity model uses model.heads.class_vectors)"
+           if cfg.model.pipeline in CLASS_PIPELINES else ""),
+    )
+    names = [str(n) for n in c.classes]
+    _check(len(set(names)) == len(names), f"{prefix}.classes", f"class names must differ, got {names}")
+    _check(
+        len(names) != 1,
+        f"{prefix}.classes",
+        f"an identity model needs at least two classes, got {names} (leave it empty to use the labels' tracks)",
+    )
+
+
 def _validate_model(cfg: TrainingConfig) -> None:
     """The backbone, neck and heads fit together: every head can read or upsample to its strides."""
     m = cfg.model
     _validate_class_head(cfg)
+    _validate_class_maps(cfg)
     _check(
         m.backbone in BACKBONES,
         "model.backbone",
@@ -399,6 +425,7 @@ def _validate_heads(cfg: TrainingConfig, top: int) -> None:
         ("confmaps", m.heads.confmaps),
         ("centroids", m.heads.centroids),
         ("pafs", m.heads.pafs),
+        ("class_maps", m.heads.class_maps),
     ):
         prefix = f"model.heads.{head_name}"
         _check(h.sigma > 0, f"{prefix}.sigma", f"must be positive, got {h.sigma}")

@@ -368,10 +368,26 @@ class TopDownPipeline(Pipeline):
 
 
 class BottomUpPipeline(Pipeline):
-    """Confidence maps and part affinity fields of the whole frame, grouped into instances."""
+    """Confidence maps and part affinity fields of the whole frame, grouped into instances.
+
+    A bottom-up identity model (``model.heads.class_maps``) has class maps instead of part affinity
+    fields: the peaks are grouped into one instance per class and frame by
+    :func:`~napari_posetrack.core.inference.class_grouping.group_by_class`, every instance gets its
+    class probabilities, and :attr:`class_names` names the classes.
+    """
 
     def __init__(self, model: LoadedModel, options: InferenceOptions) -> None:
+        from napari_posetrack.core.config import class_maps_config
+
         self.model, self.options, self.skeleton = model, options, model.skeleton
+        head = class_maps_config(model.config)
+        if head is not None:
+            if len(head.classes) < 2:
+                raise ConfigError(
+                    f"{model.run_dir}: model.heads.class_maps.classes of this identity model lists "
+                    f"{list(head.classes)}; it needs the two or more classes it was trained with"
+                )
+            self.class_names = [str(c) for c in head.classes]
 
     def run_network(self, frames: np.ndarray, frame_indices: Sequence[int]) -> dict[str, Any]:
         from napari_posetrack.core.inference.peaks import find_local_peaks
@@ -381,13 +397,34 @@ class BottomUpPipeline(Pipeline):
         stride, sigma = self.model.head("confmaps")
         sample, node, xy, values = find_local_peaks(out["confmaps"], o.peak_threshold, o.refinement, sigma)
         h, w = out["confmaps"].shape[-2:]
-        return {
+        raw = {
             "frames": list(frame_indices), "sample": sample, "node": node, "xy": xy * stride, "values": values,
-            "pafs": out["pafs"], "input_size": (int(h) * stride, int(w) * stride),
+            "input_size": (int(h) * stride, int(w) * stride),
             "geometry": self.model.geometry(frames.shape[1], frames.shape[2]),
         }
+        if self.class_names is not None:
+            raw["class_values"] = self._class_values(out, raw["sample"], raw["xy"])
+        else:
+            raw["pafs"] = out["pafs"]
+        return raw
+
+    def _class_values(self, out: dict[str, Any], sample: Any, xy: Any) -> Any:
+        """``(P, K)`` every class map's value at each peak (``xy`` in input pixels), nearest cell."""
+        import torch
+
+        from napari_posetrack.core.config import CLASS_MAPS_HEAD
+
+        if CLASS_MAPS_HEAD not in out:
+            raise ConfigError(f"{self.model.run_dir}: the model gives no {CLASS_MAPS_HEAD} output")
+        maps = out[CLASS_MAPS_HEAD]
+        c_stride, _ = self.model.head(CLASS_MAPS_HEAD)
+        rows = torch.round(xy[:, 1] / c_stride).long().clamp(0, maps.shape[-2] - 1)
+        cols = torch.round(xy[:, 0] / c_stride).long().clamp(0, maps.shape[-1] - 1)
+        return maps[sample.long(), :, rows, cols]
 
     def assemble(self, raw: dict[str, Any]) -> list[FramePredictions]:
+        if self.class_names is not None:
+            return self._assemble_by_class(raw)
         o = self.options
         paf_stride, _ = self.model.head("pafs")
         scaled_xy = raw["xy"].cpu().numpy().astype(np.float64)  # network-input pixels
@@ -402,6 +439,23 @@ class BottomUpPipeline(Pipeline):
                 paf_stride, raw["input_size"], o.grouping,
             )
             results.append(self._finish(int(f), raw["geometry"].to_original(pts), ps, scores))
+        return results
+
+    def _assemble_by_class(self, raw: dict[str, Any]) -> list[FramePredictions]:
+        """One instance per class and frame (bottom-up identity model), with its class probabilities."""
+        from napari_posetrack.core.inference.class_grouping import group_by_class
+
+        n_nodes = self.skeleton.n_nodes
+        groups = group_by_class(
+            raw["sample"].cpu().numpy(), raw["node"].cpu().numpy(), raw["xy"].cpu().numpy(),
+            raw["values"].cpu().numpy(), raw["class_values"].cpu().numpy(), len(raw["frames"]), n_nodes,
+        )
+        results = []
+        for i, f in enumerate(raw["frames"]):
+            ps = groups.point_scores[i]
+            scores = np.nansum(np.clip(ps, 0, 1), axis=1) / n_nodes
+            pts = raw["geometry"].to_original(groups.points[i])
+            results.append(self._finish(int(f), pts, ps, scores, groups.class_probs[i]))
         return results
 
 

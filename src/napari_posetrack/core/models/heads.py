@@ -113,6 +113,21 @@ class PAFHead(Head):
         self.n_edges = int(n_edges)
 
 
+class ClassMapHead(Head):
+    """One confidence map per identity class (bottom-up identity model): ``(B, n_classes, h, w)``.
+
+    Class ``k``'s map peaks at every body part of each animal of that class (SLEAP's ``class_maps``).
+    """
+
+    name = "class_maps"
+
+    def __init__(self, n_classes: int, in_channels: int, output_stride: int, **kwargs: Any) -> None:
+        if n_classes < 2:
+            raise ValueError(f"an identity head needs at least two classes, got {n_classes}")
+        super().__init__(in_channels, n_classes, output_stride, **kwargs)
+        self.n_classes = int(n_classes)
+
+
 class ClassVectorHead(nn.Module):
     """Identity logits of the animal centred in a crop: ``(B, n_classes)`` (SLEAP's ``class_vectors``).
 

@@ -23,7 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from napari_posetrack.core.config import ConfigError, TrainingConfig, class_head_config, head_configs
+from napari_posetrack.core.config import (
+    ConfigError,
+    TrainingConfig,
+    class_head_config,
+    class_maps_config,
+    head_configs,
+)
 from napari_posetrack.core.config.model import (
     TORCHVISION_BACKBONES,
     backbone_strides,
@@ -34,6 +40,7 @@ from napari_posetrack.core.config.model import (
 from napari_posetrack.core.models.heads import (
     CenteredInstanceHead,
     CentroidHead,
+    ClassMapHead,
     ClassVectorHead,
     ConfidenceMapHead,
     Head,
@@ -193,12 +200,22 @@ def build_model(config: TrainingConfig, skeleton: Any, in_channels: int | None =
             heads[name] = CentroidHead(feats[read], stride, **kwargs)
         elif name == "pafs":
             heads[name] = PAFHead(len(skeleton.edges), feats[read], stride, **kwargs)
+        elif name == "class_maps":
+            if len(h.classes) < 2:
+                raise ConfigError(
+                    "model.heads.class_maps.classes: the identity model's classes are not known yet; they are "
+                    "the labels' track names, filled in by training (give at least two)"
+                )
+            heads[name] = ClassMapHead(len(h.classes), feats[read], stride, **kwargs)
         else:
             extra = posture_graph_channels(skeleton) if getattr(h, "posture_graph", False) else 0
             cls = CenteredInstanceHead if pipeline == "centered_instance" else ConfidenceMapHead
             heads[name] = cls(n_nodes, feats[read], stride, extra_channels=extra, **kwargs)
         if h.levels:
             levels[name] = head_strides(h)
+    identity = class_head_config(config) is not None or class_maps_config(config) is not None
+    if identity and config.model.backbone == "unet" and config.optimization.initialization == "random":
+        _signal_preserving_init(backbone)
     class_head = class_head_config(config)
     if class_head is not None:
         if len(class_head.classes) < 2:
@@ -206,8 +223,6 @@ def build_model(config: TrainingConfig, skeleton: Any, in_channels: int | None =
                 "model.heads.class_vectors.classes: the identity model's classes are not known yet; they are "
                 "the labels' track names, filled in by training (give at least two)"
             )
-        if config.model.backbone == "unet" and config.optimization.initialization == "random":
-            _signal_preserving_init(backbone)
         deepest = max(feats)
         heads["class_vectors"] = ClassVectorHead(
             len(class_head.classes), feats[deepest], deepest,
@@ -221,7 +236,8 @@ def build_model(config: TrainingConfig, skeleton: Any, in_channels: int | None =
 def _signal_preserving_init(module: nn.Module) -> None:
     """He-normal convolution weights and zero biases (as Keras-trained SLEAP models start).
 
-    With torch's default initialisation a UNet's deepest features are driven by the biases and barely
+    Applied to a UNet under an identity head (top-down class vectors or bottom-up class maps). With
+    torch's default initialisation a UNet's deepest features are driven by the biases and barely
     depend on the image (their spread across crops is about 1e-4 of their size): the pose heads do
     not mind, the skip connections carry the detail, but an identity head that reads the deepest
     features sees the same vector for every animal and cannot learn.

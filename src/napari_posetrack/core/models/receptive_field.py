@@ -181,8 +181,12 @@ def unet_parameters(plan: UNetPlan) -> int:
 def head_channels(config: TrainingConfig, n_nodes: int, n_edges: int) -> dict[str, int]:
     """Output channels of each head of the pipeline."""
     out = {}
-    for name in head_configs(config):
-        out[name] = {"confmaps": n_nodes, "centroids": 1, "pafs": 2 * n_edges}[name]
+    for name, head in head_configs(config).items():
+        if name == "class_maps":
+            # an identity model's classes are the labels' tracks, known when training starts: two until then
+            out[name] = max(2, len(head.classes))
+        else:
+            out[name] = {"confmaps": n_nodes, "centroids": 1, "pafs": 2 * n_edges}[name]
     return out
 
 
@@ -332,6 +336,10 @@ def _architecture_config(config: TrainingConfig) -> TrainingConfig:
     arch = TrainingConfig()
     arch.model = copy.deepcopy(config.model)
     arch.data.channels = config.data.channels
+    maps = arch.model.heads.class_maps
+    if maps.enabled and len(maps.classes) < 2:
+        # the classes come from the labels when training starts; two stand-ins until then (as counted)
+        maps.classes = [f"class {i}" for i in range(2)]
     arch.validate(check_paths=False)
     return arch
 

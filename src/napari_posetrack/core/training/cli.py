@@ -3,7 +3,7 @@
 Usage::
 
     posetrack train CONFIG LABELS [--set key=value ...]
-    posetrack train --profile single|topdown|topdown-id|bottomup LABELS [--set key=value ...]
+    posetrack train --profile single|topdown|topdown-id|bottomup|bottomup-id LABELS [--set key=value ...]
     posetrack train --resume RUN_DIR [LABELS]
 
 The run folder(s) are printed on stdout (one per line); progress goes to stderr. Under ``torchrun``
@@ -30,9 +30,12 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="*", metavar="CONFIG LABELS",
                    help="training config (YAML/JSON, or SLEAP training_config.json) and labels file")
-    p.add_argument("--profile", choices=["single", "topdown", "topdown-id", "bottomup", "centroid", "centered_instance"],
+    p.add_argument("--profile",
+                   choices=["single", "topdown", "topdown-id", "bottomup", "bottomup-id", "centroid",
+                            "centered_instance"],
                    help="start from a baseline profile instead of a config file (topdown-id: top-down with "
-                   "an identity head learnt from the labelled animals' track names)")
+                   "an identity head learnt from the labelled animals' track names; bottomup-id: bottom-up "
+                   "with one map per identity instead of part affinity fields)")
     p.add_argument("--receptive-field", default="medium", choices=["small", "medium", "large"],
                    help="receptive field of the baseline profile (default medium)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -15,7 +15,14 @@ from typing import Any
 
 import torch
 
-from napari_posetrack.core.config import CLASS_HEAD, TrainingConfig, class_head_config, head_configs
+from napari_posetrack.core.config import (
+    CLASS_HEAD,
+    CLASS_MAPS_HEAD,
+    TrainingConfig,
+    class_head_config,
+    class_maps_config,
+    head_configs,
+)
 from napari_posetrack.core.config.model import n_stacks
 from napari_posetrack.core.labels import Skeleton
 
@@ -52,6 +59,8 @@ class TrainingPipeline:
             self.loss_weights[CLASS_HEAD] = float(self.class_head.loss_weight)
             stacks = n_stacks(config)
             self.class_keys = [CLASS_HEAD if i == stacks - 1 else f"{CLASS_HEAD}#{i}" for i in range(stacks)]
+        self.class_maps = class_maps_config(config)
+        """The class-map head's config (bottom-up ID model), else ``None``."""
 
     def _augment(self, images: torch.Tensor, points: torch.Tensor, generator: Any) -> tuple[torch.Tensor, torch.Tensor]:
         from napari_posetrack.core.training.augmentation import augment
@@ -68,7 +77,8 @@ class TrainingPipeline:
         """``(inputs, targets, keypoints)`` for a device batch; augmentation only when ``training``.
 
         With an identity head the targets also hold the class of each crop's animal (int64, ``-1`` =
-        no track) under ``class_vectors`` (and ``class_vectors#i`` for intermediate stacks).
+        no track) under ``class_vectors`` (and ``class_vectors#i`` for intermediate stacks). A bottom-up
+        identity model's class maps are drawn from the batch's ``classes`` (one per instance slot).
         """
         from napari_posetrack.core.training.targets import crop_instances, instance_centroids, model_targets
 
@@ -92,7 +102,12 @@ class TrainingPipeline:
         elif training:
             images, points = self._augment(images, points, generator)
         size = (int(images.shape[-2]), int(images.shape[-1]))
-        targets = model_targets(self.config, points, size, self.edges, self.anchor)
+        classes = None
+        if self.class_maps is not None:
+            if "classes" not in batch:
+                raise ValueError("bottom-up identity training needs each instance's class (FrameCache.classes)")
+            classes = batch["classes"]
+        targets = model_targets(self.config, points, size, self.edges, self.anchor, classes=classes)
         if self.class_head is not None:
             if "class" not in batch:
                 raise ValueError("identity training needs each sample's class (FrameCache.classes)")
@@ -102,7 +117,18 @@ class TrainingPipeline:
         return images, targets, points
 
     def class_counts(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> tuple[int, int]:
-        """``(correct, counted)`` identity predictions of a batch (crops without a class are not counted)."""
+        """``(correct, counted)`` identity predictions of a batch (crops without a class are not counted).
+
+        For a bottom-up identity model: the output cells near labelled body parts of animals with a
+        class (target class map above one half), right when the strongest class map there is the
+        animal's.
+        """
+        if self.class_maps is not None and CLASS_MAPS_HEAD in outputs:
+            target = targets[CLASS_MAPS_HEAD]
+            peak, truth = target.max(dim=1)
+            near = peak > 0.5
+            guess = outputs[CLASS_MAPS_HEAD].argmax(dim=1)
+            return int((guess[near] == truth[near]).sum()), int(near.sum())
         if self.class_head is None or CLASS_HEAD not in outputs:
             return 0, 0
         truth = targets[CLASS_HEAD]

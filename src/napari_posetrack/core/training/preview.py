@@ -115,7 +115,8 @@ def training_preview(
 
     from napari_posetrack.core.training import data as tdata
     from napari_posetrack.core.training.pipelines import make_pipeline
-    from napari_posetrack.core.training.run import resolve_automatic
+    from napari_posetrack.core.config import identity_head
+    from napari_posetrack.core.training.run import identity_classes, resolve_automatic
 
     if config.model.pipeline == "topdown":
         raise ConfigError("model.pipeline: preview one model of a top-down job at a time (centroid or centered_instance)")
@@ -139,6 +140,11 @@ def training_preview(
     )
     # automatic values (channels, crop size) from ALL labelled frames, as training resolves them
     resolved = resolve_automatic(config, frames, labels.skeleton, cache.image_shape[2])
+    found = identity_head(resolved)
+    if found is not None:
+        # an identity model's targets need each animal's class, as training resolves them
+        found[1].classes = identity_classes(labels, frames, resolved)
+        cache.classes = subset.classes([t.name for t in labels.tracks], found[1].classes)
     pipeline = make_pipeline(resolved, labels.skeleton)
     dataset = tdata.FrameBatchDataset(cache, np.arange(len(subset)), per_instance=pipeline.per_instance)
     samples = rng.choice(len(dataset), size=min(n_samples, len(dataset)), replace=False)

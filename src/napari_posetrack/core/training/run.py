@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_posetrack.core.config import TrainingConfig, class_head_config, topdown_configs
+from napari_posetrack.core.config import TrainingConfig, identity_head, topdown_configs
 from napari_posetrack.core.config.model import model_max_stride
 from napari_posetrack.core.errors import ConfigError, MissingFileError, atomic_write
 from napari_posetrack.core.labels import Labels, Skeleton
@@ -188,7 +188,8 @@ def resolve_automatic(config: TrainingConfig, frames: Any, skeleton: Skeleton, i
 
 
 def identity_classes(labels: Labels, frames: Any, config: TrainingConfig) -> list[str]:
-    """The classes an identity model learns: ``model.heads.class_vectors.classes`` when given, else the
+    """The classes an identity model learns: its head's ``classes`` (``model.heads.class_vectors`` of a
+    top-down identity model, ``model.heads.class_maps`` of a bottom-up one) when given, else the
     names of the tracks of the labelled (user) instances, in the labels' track order.
 
     Raises
@@ -197,20 +198,23 @@ def identity_classes(labels: Labels, frames: Any, config: TrainingConfig) -> lis
         Fewer than two of those tracks among the labelled instances (the message says where to name
         them), or given classes that are not tracks of the labelled instances.
     """
+    found = identity_head(config)
+    prefix, head = found if found is not None else ("model.heads.class_vectors", config.model.heads.class_vectors)
+    profile = "bottomup-id" if prefix.endswith("class_maps") else "topdown-id"
     used = np.unique(frames.tracks[frames.tracks >= 0])
     names = list(dict.fromkeys(labels.tracks[int(i)].name for i in used))
-    given = [str(n) for n in config.model.heads.class_vectors.classes]
+    given = [str(n) for n in head.classes]
     if given:
         missing = [n for n in given if n not in names]
         if len([n for n in given if n in names]) < 2 or missing:
             raise ConfigError(
-                f"model.heads.class_vectors.classes: {missing or given} are not tracks of the labelled instances "
+                f"{prefix}.classes: {missing or given} are not tracks of the labelled instances "
                 f"(their tracks: {names or 'none'}); leave it empty to use those"
             )
         return given
     if len(names) < 2:
         raise ConfigError(
-            "model.heads.class_vectors: topdown-id needs at least two named tracks among labelled instances "
+            f"{prefix}: {profile} needs at least two named tracks among labelled instances "
             f"(found {names or 'none'}); name them in the Labelling widget"
         )
     untracked = int(((frames.tracks < 0) & (np.arange(frames.tracks.shape[1]) < frames.n_instances[:, None])).sum())
@@ -303,9 +307,10 @@ def train(
         frames.points = frames.points[:, :1]
         frames.n_instances = np.minimum(frames.n_instances, 1)
 
-    if class_head_config(config) is not None and not resume:
+    if identity_head(config) is not None and not resume:
+        classes = identity_classes(labels, frames, config)
         config = config.copy()
-        config.model.heads.class_vectors.classes = identity_classes(labels, frames, config)
+        identity_head(config)[1].classes = classes
 
     if run_dir is None:
         run_path = Path(_agree(str(new_run_dir(config)) if rank == 0 else None))
@@ -329,9 +334,9 @@ def train(
         cache_dir=run_path, memory_limit=memory_limit if memory_limit is not None else tdata.DEFAULT_MEMORY_LIMIT,
         cache_name=cache_name,
     )
-    class_head = class_head_config(config)
-    if class_head is not None:
-        cache.classes = frames.classes([t.name for t in labels.tracks], class_head.classes)
+    found = identity_head(config)
+    if found is not None:
+        cache.classes = frames.classes([t.name for t in labels.tracks], found[1].classes)
     try:
         if not resume:
             config = resolve_automatic(config, frames, labels.skeleton, cache.image_shape[2])

@@ -86,6 +86,49 @@ def confidence_maps(
     return maps.amax(dim=1)
 
 
+def class_maps(
+    points: torch.Tensor,
+    classes: torch.Tensor,
+    n_classes: int,
+    grid_shape: tuple[int, int],
+    output_stride: int,
+    sigma: float,
+    visible: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Identity maps of a bottom-up identity model: one per class, a Gaussian at every visible node of
+    each instance of that class, combined by their maximum.
+
+    Drawn by :func:`confidence_maps` in one call: every (instance, node) point becomes a point of the
+    class channel its instance belongs to (NaN in the other channels), so each class map is the
+    maximum over its instances' nodes.
+
+    Parameters
+    ----------
+    points
+        ``(B, I, N, 2)`` ``x, y`` in input pixels; NaN = missing.
+    classes
+        ``(B, I)`` int64 class of each instance; ``-1`` (no track, padding) draws nothing.
+    n_classes
+        How many maps.
+    grid_shape, output_stride, sigma, visible
+        As for :func:`confidence_maps`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, n_classes, h, w)`` float32 in [0, 1].
+    """
+    points = torch.as_tensor(points, dtype=torch.float32)
+    b, n_inst, n_nodes, _ = points.shape
+    classes = torch.as_tensor(classes, dtype=torch.long, device=points.device).reshape(b, n_inst)
+    valid = _valid(points, visible)  # (B, I, N)
+    member = classes[..., None] == torch.arange(int(n_classes), device=points.device)  # (B, I, K)
+    keep = valid[..., None] & member[:, :, None, :]  # (B, I, N, K)
+    per_class = torch.where(keep[..., None], points[:, :, :, None, :], torch.full((), float("nan"), device=points.device))
+    # (B, I * N, K, 2): the "instances" of confidence_maps are every node of every animal
+    return confidence_maps(per_class.reshape(b, n_inst * n_nodes, int(n_classes), 2), grid_shape, output_stride, sigma)
+
+
 def _segment_weights(
     points: torch.Tensor,
     edges: np.ndarray | torch.Tensor | Sequence[tuple[int, int]],
@@ -380,6 +423,7 @@ def model_targets(
     edges: Any = (),
     anchor: int | None = None,
     visible: torch.Tensor | None = None,
+    classes: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The targets of every output the model trains (main and extra), keyed like the model's outputs.
 
@@ -400,6 +444,11 @@ def model_targets(
         Skeleton edges (bottom-up PAFs).
     anchor
         Anchor node index for centroids (``None`` = mean of present nodes).
+    visible
+        Optional ``(B, I, N)`` bool; not-visible nodes draw nothing.
+    classes
+        ``(B, I)`` int64 identity class of each instance (``-1`` = none): needed by a bottom-up identity
+        model's ``class_maps``.
     """
     from napari_posetrack.core.config import head_configs
     from napari_posetrack.core.config.model import training_outputs
@@ -417,6 +466,11 @@ def model_targets(
                 maps = centroid_maps(points, grid, stride, heads["centroids"].sigma, anchor, visible)
             elif kind == "pafs":
                 maps = part_affinity_fields(points, edges, grid, stride, heads["pafs"].sigma, visible)
+            elif kind == "class_maps":
+                if classes is None:
+                    raise ValueError("class maps need each instance's class (FrameCache.classes)")
+                head = heads["class_maps"]
+                maps = class_maps(points, classes, len(head.classes), grid, stride, head.sigma, visible)
             else:
                 maps = posture_graph_maps(points, edges, grid, stride, heads["confmaps"].sigma, visible)
             rendered[(kind, stride)] = maps
