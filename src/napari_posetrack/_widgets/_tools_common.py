@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,8 +59,9 @@ class PathField(QWidget):
         self.edit.textChanged.connect(self.path_changed.emit)
 
     def text(self) -> str:
-        """The path typed or picked, stripped ("" when empty)."""
-        return self.edit.text().strip()
+        """The path typed or picked, stripped, with a leading ``~`` expanded ("" when empty)."""
+        text = self.edit.text().strip()
+        return os.path.expanduser(text) if text else ""
 
     def set_text(self, text: str) -> None:
         self.edit.setText(text)

@@ -26,7 +26,7 @@ def models_in_folder(runs_dir: str | os.PathLike[str]) -> list[ModelSet]:
     MissingFileError
         The folder does not exist.
     """
-    sets = find_model_sets(runs_dir)
+    sets = find_model_sets(Path(runs_dir).expanduser())  # "~/project/models" as typed in the widget
     # folder names start with a prefix the user chose, so they do not sort by time: use the files
     return sorted(sets, key=lambda m: (_newest_time(m), m.name), reverse=True)
 
