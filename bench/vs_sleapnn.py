@@ -417,6 +417,13 @@ class Bench:
             ]
         )
         self.env = child_env(args.threads)
+        # our commands import the same source as this script (an editable install would follow the
+        # working tree, which may change during a run of an hour): run the bench from a clean clone with
+        # PYTHONPATH=CLONE/src to measure a commit
+        import napari_posetrack
+
+        self.ours_src = Path(napari_posetrack.__file__).resolve().parents[1]
+        self.ours_env = dict(self.env, PYTHONPATH=str(self.ours_src))
         flies = Path(args.data) / "sleap-flies"
         self.video = flies / "clip.mp4"
         self.labels = flies / "clip.slp"
@@ -507,7 +514,7 @@ class Bench:
         p = run(
             [*self.ours_cli, "train", str(cfg_path), str(self.train_slp), "--device", "cpu", "--quiet"],
             self.log(f"train_ours_{name}"),
-            self.env,
+            self.ours_env,
         )
         records = [
             json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()
@@ -617,7 +624,7 @@ class Bench:
     def export_ours(self, run_dir: Path) -> None:
         if (run_dir / "model.onnx").exists():
             return
-        run([*self.ours_cli, "export", str(run_dir)], self.log(f"export_{run_dir.name}"), self.env)
+        run([*self.ours_cli, "export", str(run_dir)], self.log(f"export_{run_dir.name}"), self.ours_env)
 
     def probe_thresholds(self) -> dict[str, float]:
         n = str(BATCH)
@@ -649,7 +656,7 @@ class Bench:
                 ],
             ),
         ):
-            p = run(cmd, self.log(f"probe_{tool}"), self.env)
+            p = run(cmd, self.log(f"probe_{tool}"), self.ours_env if tool == "ours" else self.env)
             out[tool] = float(p.log.read_text().strip().splitlines()[-1])
         return out
 
@@ -690,7 +697,7 @@ class Bench:
             "none",
             "--quiet",
         ]
-        return run(cmd, self.log(f"predict_ours_{backend}_{frames}"), self.env)
+        return run(cmd, self.log(f"predict_ours_{backend}_{frames}"), self.ours_env)
 
     def sleapnn_predict(self, runs: list[Path], frames: int, threshold: float, out: Path) -> Proc:
         cmd = [
@@ -804,7 +811,7 @@ class Bench:
                             "--max_tracks",
                             str(MAX_INSTANCES),
                         ]
-                    p = run(cmd, self.log(f"track_{tool}_{src.stem}"), self.env)
+                    p = run(cmd, self.log(f"track_{tool}_{src.stem}"), self.ours_env if tool == "ours" else self.env)
                     walls.append(p)
                 full, short = walls
                 steady = steady_rate(n_full - n_short, full.wall, short.wall)
