@@ -1,4 +1,4 @@
-"""Top-down identity model on clip.slp: train on frames 0-999, predict 1000-1499, score identities.
+"""Identity models on clip.slp: train on frames 0-999, predict 1000-1499, score identities.
 
 ``clip.slp`` labels two flies on every frame with tracks ``female``/``male`` (identity ground truth).
 This trains a ``topdown-id`` job (centroid model + centered-instance model with an identity head) on
@@ -11,9 +11,16 @@ centroid distance and reports:
 - the classifier alone on known centres (true thorax points): argmax accuracy of its probabilities,
   and accuracy after assignment, so detection misses do not blur the identity figure.
 
+With ``--model bottomup-id`` it trains a bottom-up identity model (body-part maps + one class map per
+identity, SLEAP's multi-class bottom-up) instead and predicts with the bottom-up pipeline (peaks
+grouped by class, then the same tracklet smoothing). Its known-position figures read the class maps
+at the true body parts: the argmax per body part, and per animal the normalised mean class-map
+values assigned with and without smoothing.
+
 Usage::
 
     python bench/identity_models.py [--centroid-steps 200] [--centered-steps 300] [--device cpu]
+    python bench/identity_models.py --model bottomup-id [--bottomup-steps 300] [--device cpu]
 """
 
 from __future__ import annotations
@@ -58,6 +65,120 @@ def known_centre_probabilities(run: Path, truth, frames: np.ndarray, device: str
     return np.concatenate(out_f), np.concatenate(out_pts), np.concatenate(out_p), names, pipe.class_names
 
 
+def known_part_class_values(run: Path, truth, frames: np.ndarray, device: str) -> tuple:
+    """Class-map values of a bottom-up identity run at the true body parts of ``frames``.
+
+    Returns ``(frame, points, class probabilities, true names, class names, body-part argmax accuracy)``
+    per true animal: the probabilities are its class-map values averaged over its visible body parts
+    and normalised, as the bottom-up pipeline makes them for a predicted animal.
+    """
+    import torch
+
+    from napari_posetrack.core.inference.pipelines import BottomUpPipeline, InferenceOptions, LoadedModel
+    from napari_posetrack.core.video import open_video
+
+    model = LoadedModel.from_run(run, torch.device(device))
+    pipe = BottomUpPipeline(model, InferenceOptions(device=device))
+    stride = int(model.config.model.heads.class_maps.output_stride)
+    t = truth.instances
+    out_f, out_p, out_pts, names = [], [], [], []
+    right = counted = 0
+    with open_video(truth.videos[0]) as reader:
+        for start in range(0, len(frames), 8):
+            chunk = frames[start : start + 8]
+            images = np.stack(reader.frames(chunk))
+            maps = model(model.prepare(images))["class_maps"].cpu().numpy()
+            rows = np.flatnonzero(np.isin(t.frame, chunk) & (t.kind == 0))
+            geometry = model.geometry(images.shape[1], images.shape[2])
+            xy = np.asarray(geometry.to_input(torch.as_tensor(t.points[rows], dtype=torch.float32)))
+            inst, node = np.nonzero(np.isfinite(xy).all(axis=-1))
+            cell = np.round(xy[inst, node] / stride).astype(int)
+            cell[:, 0] = cell[:, 0].clip(0, maps.shape[-1] - 1)
+            cell[:, 1] = cell[:, 1].clip(0, maps.shape[-2] - 1)
+            values = maps[np.searchsorted(chunk, t.frame[rows][inst]), :, cell[:, 1], cell[:, 0]]
+            true_class = np.array([pipe.class_names.index(truth.tracks[i].name) for i in t.track[rows]])
+            right += int((values.argmax(axis=1) == true_class[inst]).sum())
+            counted += len(inst)
+            sums = np.zeros((len(rows), values.shape[1]))
+            np.add.at(sums, inst, np.clip(values, 0, None))
+            total = sums.sum(axis=1, keepdims=True)
+            out_p.append(np.where(total > 0, sums / np.where(total > 0, total, 1), 1 / values.shape[1]))
+            out_f.append(t.frame[rows])
+            out_pts.append(t.points[rows])
+            names += [truth.tracks[i].name for i in t.track[rows]]
+    return (np.concatenate(out_f), np.concatenate(out_pts), np.concatenate(out_p), names, pipe.class_names,
+            right / max(counted, 1))
+
+
+def bottomup_main(args: argparse.Namespace) -> None:
+    """The ``--model bottomup-id`` run (see the module docstring)."""
+    from napari_posetrack.core.config import baseline_profile
+    from napari_posetrack.core.inference.api import predict_labels
+    from napari_posetrack.core.inference.pipelines import InferenceOptions, load_pipeline
+    from napari_posetrack.core.io import load_labels
+    from napari_posetrack.core.labels import PREDICTED
+    from napari_posetrack.core.tracking.identity import assign_identities, identity_accuracy, score_identities
+    from napari_posetrack.core.training.run import train
+
+    truth = load_labels(args.labels)
+    labels = load_labels(args.labels)
+    f = labels.instances.frame
+    labels.delete(np.flatnonzero((f >= 1000) | (f % args.label_step != 0)))
+    runs = Path(args.runs) if args.runs else Path(tempfile.mkdtemp(prefix="posetrack-id-bench-"))
+    cfg = baseline_profile("bottomup-id", receptive_field="small", frame_size=(1024, 1024))
+    cfg.data.input_scaling = args.scale
+    cfg.model.unet.filters = 8
+    cfg.model.unet.max_stride = 16
+    cfg.model.heads.confmaps.output_stride = 4
+    cfg.model.heads.confmaps.sigma = 5.0  # at sigma 2.5 (under one cell) no body part rose above 0.1 in 150 steps
+    cfg.model.heads.class_maps.output_stride = 8
+    cfg.model.heads.class_maps.sigma = 8.0
+    cfg.model.heads.class_maps.loss_weight = 5.0
+    # the flies stand still on frames 0-999 and move on 1000-1499: shifts (besides the profile's
+    # rotations, which keep the distance to the frame's centre) stop the class maps learning places
+    aug = cfg.optimization.augmentation
+    aug.translate_probability, aug.translate_min, aug.translate_max = 1.0, -96.0, 96.0
+    cfg.optimization.batch_size = args.batch_size
+    cfg.optimization.initial_learning_rate = args.learning_rate
+    cfg.optimization.epochs = 1
+    cfg.optimization.batches_per_epoch = args.bottomup_steps
+    cfg.outputs.runs_folder = str(runs)
+
+    records: list[dict] = []
+    t0 = time.perf_counter()
+    run = train(cfg, labels, device=args.device, progress=records.append)
+    t1 = time.perf_counter()
+    val = [r.get("val_class_accuracy") for r in records if r["event"] == "epoch"][-1]
+    frames = np.arange(1000, 1500, args.predict_step)
+    pipeline = load_pipeline([run], InferenceOptions(device=args.device, peak_threshold=0.1))
+    predict_labels(labels, pipeline, target=f"1000:1500:{args.predict_step}")
+    t2 = time.perf_counter()
+    smoothed = score_identities(labels, truth, frames=frames)
+    n_predicted = int((labels.instances.kind == PREDICTED).sum())
+    kf, kpts, kp, knames, classes, argmax = known_part_class_values(Path(run), truth, frames, args.device)
+    known = {}
+    for smoothing in ("none", "tracklets"):
+        got, _ = assign_identities(kf, kpts, kp, smoothing=smoothing)
+        known[smoothing] = identity_accuracy(kf, [classes[i] if i >= 0 else None for i in got], knames)
+    print(json.dumps({
+        "model": "bottomup-id",
+        "labels": args.labels,
+        "train_frames": len(np.unique(labels.instances.frame[labels.instances.kind == 0])),
+        "predicted_frames": len(frames),
+        "predicted_instances": n_predicted,
+        "steps": args.bottomup_steps,
+        "batch_size": args.batch_size,
+        "input_scaling": args.scale,
+        "device": args.device,
+        "train_s": round(t1 - t0, 1),
+        "predict_s": round(t2 - t1, 1),
+        "val_class_accuracy": val,
+        "bottomup_tracklets": smoothed,
+        "known_parts_argmax_accuracy": argmax,
+        "known_parts_assigned": known,
+    }, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", default=str(CLIP))
@@ -68,7 +189,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", default=None, help="runs folder (default: a temporary one)")
+    parser.add_argument("--model", default="topdown-id", choices=["topdown-id", "bottomup-id"])
+    parser.add_argument("--bottomup-steps", type=int, default=300)
+    parser.add_argument("--scale", type=float, default=0.25, help="input scaling of the bottom-up model")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="of the bottom-up model")
     args = parser.parse_args()
+    if args.model == "bottomup-id":
+        bottomup_main(args)
+        return
 
     from napari_posetrack.core.config import baseline_profile, topdown_configs
     from napari_posetrack.core.inference.api import predict_labels
