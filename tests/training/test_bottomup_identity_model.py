@@ -182,6 +182,19 @@ def test_bottomup_id_without_two_named_tracks_is_refused_like_topdown_id(small_s
         identity_classes(labels, labelled_frames(labels), cfg)
 
 
+def test_training_preview_draws_identity_targets(small_sample):
+    from napari_posetrack.core.config import topdown_configs
+    from napari_posetrack.core.io import load_labels
+    from napari_posetrack.core.training.preview import training_preview
+
+    labels = load_labels(small_sample["labels"])
+    preview = training_preview(_id_config([]), labels, n_samples=2)
+    assert preview.pipeline == "bottomup" and preview.confmaps.shape[:2] == (2, labels.n_nodes)
+    # the top-down identity model's crops need their classes too (this used to stop the preview)
+    _, centered = topdown_configs(baseline_profile("topdown-id", receptive_field="small"))
+    assert training_preview(centered, labels, n_samples=2).pipeline == "centered_instance"
+
+
 # --------------------------------------------------------------------------- grouping by class
 
 
