@@ -7,6 +7,13 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist each worker is one of the cores: torch (and OpenMP in ONNX Runtime/OpenVINO) would
+# otherwise start a thread per core in every worker and the workers would fight over the same cores.
+# Set before any test imports torch; subprocesses the tests start inherit it.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -63,3 +70,33 @@ def single_instance_run(small_sample: dict[str, str], tmp_path_factory: pytest.T
     cfg.optimization.batches_per_epoch = cfg.optimization.min_batches_per_epoch = 2
     cfg.outputs.runs_folder = str(tmp_path_factory.mktemp("runs"))
     return train(cfg, one, device="cpu")
+
+
+# --------------------------------------------------------------------------- fault matrix
+# tests/reliability's rows arrive on the reports (user properties): here, in the root conftest, so the
+# xdist controller, which loads no sub-folder conftest, prints the matrix too.
+_MATRIX_ROWS: list[tuple[str, str, str, str]] = []
+_OUTCOMES: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome != "passed":
+        _OUTCOMES[report.nodeid] = report.outcome
+    if report.when == "call":
+        for name, value in report.user_properties:
+            if name == "fault_matrix":
+                area, case, outcome = value
+                _MATRIX_ROWS.append((area, case, outcome, report.nodeid))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not _MATRIX_ROWS:
+        return
+    terminalreporter.section("fault matrix (tests/reliability)")
+    rows = sorted(_MATRIX_ROWS, key=lambda r: r[3])
+    area_width = max(len(r[0]) for r in rows)
+    case_width = max(len(r[1]) for r in rows)
+    for area, case, outcome, nodeid in rows:
+        status = _OUTCOMES.get(nodeid, "?")
+        text = outcome if len(outcome) <= 160 else outcome[:157] + "..."
+        terminalreporter.write_line(f"{status:7} | {area:{area_width}} | {case:{case_width}} | {text}")

@@ -8,46 +8,22 @@ Run it with ``pytest tests/reliability`` (the kill -9 cases of ``posetrack predi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 
-
-@dataclass
-class MatrixRow:
-    area: str
-    case: str
-    outcome: str
-    nodeid: str
-
-
-ROWS: list[MatrixRow] = []
-RESULTS: dict[str, str] = {}
+FAULT_MATRIX = "fault_matrix"
+"""User-property name of a matrix row (read by ``tests/conftest.py``)."""
 
 
 @pytest.fixture
 def matrix(request: pytest.FixtureRequest) -> Callable[[str, str, str], None]:
-    """``matrix(area, case, outcome)`` adds a row for this test (its pass/fail is filled in later)."""
+    """``matrix(area, case, outcome)`` adds a row for this test (its pass/fail is filled in later).
+
+    Rows travel as the test report's user properties, so that the matrix printed by the root
+    ``tests/conftest.py`` is whole also when pytest-xdist runs the tests in worker processes.
+    """
 
     def record(area: str, case: str, outcome: str) -> None:
-        ROWS.append(MatrixRow(area, case, " ".join(outcome.split()), request.node.nodeid))
+        request.node.user_properties.append((FAULT_MATRIX, (area, case, " ".join(outcome.split()))))
 
     return record
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" or report.outcome != "passed":
-        RESULTS[report.nodeid] = report.outcome
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    if not ROWS:
-        return
-    write = terminalreporter.write_line
-    terminalreporter.section("fault matrix (tests/reliability)")
-    width = max(len(r.case) for r in ROWS)
-    area_width = max(len(r.area) for r in ROWS)
-    for r in ROWS:
-        status = RESULTS.get(r.nodeid, "?")
-        outcome = r.outcome if len(r.outcome) <= 160 else r.outcome[:157] + "..."
-        write(f"{status:7} | {r.area:{area_width}} | {r.case:{width}} | {outcome}")

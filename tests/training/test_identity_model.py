@@ -263,8 +263,10 @@ def test_identity_model_tells_the_clip_flies_apart(flies, tmp_path):
     around the true thorax points, in a shuffled order per frame so no instance order can leak the
     answer; chance is 0.5. The classifier's own argmax must beat chance too, so a consistent but
     untrained difference between the flies (their sizes differ) that the exclusive assignment turns
-    into all-right identities cannot pass. Measured 2026-12-06 on 2 shared cores: the identity loss
-    falls from ln 2 to below 0.01 between steps 60 and 100 at these settings.
+    into all-right identities cannot pass: with 100 crops, 0.65 is three standard deviations above
+    chance. Measured 2026-12-06 on 2 shared cores: the identity loss falls from ln 2 to below 0.01
+    between steps 60 and 100 with two torch threads, later with one (pytest-xdist workers); after 160
+    steps the argmax was 0.82 to 0.93 and the smoothed ID accuracy 1.00.
     """
     from napari_posetrack.core.inference.pipelines import InferenceOptions, LoadedModel, TopDownPipeline
     from napari_posetrack.core.io import load_labels
@@ -282,7 +284,7 @@ def test_identity_model_tells_the_clip_flies_apart(flies, tmp_path):
     cfg.model.unet.max_stride = 16
     cfg.optimization.batch_size = 16
     cfg.optimization.epochs = 1
-    cfg.optimization.batches_per_epoch = 110
+    cfg.optimization.batches_per_epoch = 160
     cfg.optimization.initial_learning_rate = 1e-3
     cfg.outputs.runs_folder = str(tmp_path)
     run = train(cfg, labels, device="cpu")
@@ -317,6 +319,6 @@ def test_identity_model_tells_the_clip_flies_apart(flies, tmp_path):
           f"{per_frame['accuracy']:.3f} ({per_frame['switches']} switches), classifier argmax {argmax:.3f}")
     assert result["n"] == 100 and result["unassigned"] == 0
     # the classifier itself must beat chance, so a lucky sign of an untrained difference cannot pass
-    assert argmax >= 0.75
+    assert argmax >= 0.65
     assert result["accuracy"] >= 0.8
     assert result["switches"] <= per_frame["switches"]
