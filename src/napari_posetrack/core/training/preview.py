@@ -113,9 +113,9 @@ def training_preview(
     """
     import torch
 
+    from napari_posetrack.core.config import identity_head
     from napari_posetrack.core.training import data as tdata
     from napari_posetrack.core.training.pipelines import make_pipeline
-    from napari_posetrack.core.config import identity_head
     from napari_posetrack.core.training.run import identity_classes, resolve_automatic
 
     if config.model.pipeline == "topdown":
