@@ -213,10 +213,10 @@ def build_model(config: TrainingConfig, skeleton: Any, in_channels: int | None =
             heads[name] = cls(n_nodes, feats[read], stride, extra_channels=extra, **kwargs)
         if h.levels:
             levels[name] = head_strides(h)
-    identity = class_head_config(config) is not None or class_maps_config(config) is not None
+    class_head = class_head_config(config)
+    identity = class_head is not None or class_maps_config(config) is not None
     if identity and config.model.backbone == "unet" and config.optimization.initialization == "random":
         _signal_preserving_init(backbone)
-    class_head = class_head_config(config)
     if class_head is not None:
         if len(class_head.classes) < 2:
             raise ConfigError(
