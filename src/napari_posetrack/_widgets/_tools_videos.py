@@ -291,9 +291,12 @@ class VideosTab(QWidget):
     def _on_worker_progress(self, done: int, total: int) -> None:
         self.progress.setValue(round(100 * done / total) if total else 100)
         left = ""
-        if self.activity is not None:
-            self.activity.update(done, total)
-            remaining = self.activity.seconds_left()
+        # a local: napari may process events inside update(), among them the end of the job, which
+        # closes the entry and clears self.activity
+        activity = self.activity
+        if activity is not None:
+            activity.update(done, total)
+            remaining = activity.seconds_left()
             left = "" if remaining is None else f", about {format_duration(remaining)} left"
         self.status.setText(f"frame {done} of {total} (all videos){left}")
 
