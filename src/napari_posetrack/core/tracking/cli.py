@@ -35,8 +35,8 @@ def add_track_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--video-file",
         default=None,
         metavar="PATH",
-        help="read frames for --candidates flow or --appearance-weight from this file instead of the "
-        "labels' video (single-video files)",
+        help="read frames for --candidates flow, --appearance-weight or --embedding-weight from this file "
+        "instead of the labels' video (single-video files)",
     )
     p.add_argument("--quiet", action="store_true", help="print no summary")
     p.set_defaults(func=run_track)
@@ -112,7 +112,23 @@ def add_tracker_options(p: argparse.ArgumentParser) -> None:
         "--appearance-weight",
         type=float,
         default=0.0,
-        help="image-appearance term in stitching (needs the video)",
+        help="image-appearance term in stitching: grey-level histograms of a patch around each "
+        "tracklet's animal (needs the video; default 0 = off)",
+    )
+    p.add_argument(
+        "--embedding-weight",
+        type=float,
+        default=0.0,
+        help="learnt-appearance term in stitching: a small CNN trained on this video's own confident "
+        "tracklets (same tracklet = same animal, tracklets on the same frames = different animals); "
+        "adds the cosine distance of tracklets' mean embeddings. Needs the video; combines with "
+        "--appearance-weight; about 10-60 s of CPU per video (default 0 = off)",
+    )
+    p.add_argument(
+        "--embedding-seed",
+        type=int,
+        default=0,
+        help="seed of the embedding's training: the same seed gives the same tracks (default 0)",
     )
 
 
@@ -137,6 +153,8 @@ def tracker_config_from_args(args: argparse.Namespace) -> Any:
         kind=args.kind,
         shape_weight=args.shape_weight,
         appearance_weight=args.appearance_weight,
+        embedding_weight=args.embedding_weight,
+        embedding_seed=args.embedding_seed,
     )
 
 

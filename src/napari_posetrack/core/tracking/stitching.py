@@ -6,8 +6,9 @@ tracklet very likely holds one animal. Here all tracklets of a video are joined 
 tracklets, each ending before the next starts, so two tracklets that overlap in time can never
 share an identity. Covering an instance earns a reward; linking tracklet ``i`` to ``j`` across a
 gap costs the negative log-likelihood of ``j``'s start under a constant-velocity extrapolation of
-``i`` (checked in both directions) plus a body-shape term (mean limb lengths). Because the
-optimum is global, one bad frame cannot swap two animals for the rest of the video.
+``i`` (checked in both directions) plus optional body-shape (mean limb lengths), image-appearance
+(grey-level histograms) and learnt-appearance (:mod:`.embedding`) terms. Because the optimum is
+global, one bad frame cannot swap two animals for the rest of the video.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class TrackletSummary:
     step_sigma: float  # typical centroid displacement per frame inside tracklets
     appearance: np.ndarray | None = None  # (m, B) mean normalised intensity histogram, or None
     appearance_spread: float = 1.0  # typical distance of a sample's histogram to its tracklet's mean
+    embedding: np.ndarray | None = None  # (m, D) L2-normalised mean learnt embedding (.embedding), or None
+    embedding_same: float = 0.0  # typical cosine distance of two halves of one tracklet (same animal)
+    embedding_spread: float = 1.0  # typical distance of two animals' tracklets minus embedding_same
 
 
 def limb_lengths(points: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -127,6 +131,7 @@ def link_costs(
     motion_horizon: int,
     shape_weight: float,
     appearance_weight: float = 0.0,
+    embedding_weight: float = 0.0,
 ) -> np.ndarray:
     """Cost of continuing each tracklet in ``src`` with tracklet ``dst``.
 
@@ -164,6 +169,11 @@ def link_costs(
         # Hellinger distance squared (1 - Bhattacharyya coefficient), in units of the within-tracklet spread
         bc = np.sqrt(s.appearance[src] * s.appearance[dst]).sum(axis=1)
         cost = cost + appearance_weight * np.clip(1.0 - bc, 0.0, None) / s.appearance_spread
+    if s.embedding is not None and embedding_weight > 0:
+        # cosine distance of the tracklets' mean learnt embeddings: 0 up to what two halves of one
+        # tracklet typically show, 1 at what two animals seen together typically show
+        d = 1.0 - (s.embedding[src] * s.embedding[dst]).sum(axis=1)
+        cost = cost + embedding_weight * np.clip(d - s.embedding_same, 0.0, None) / s.embedding_spread
     return cost
 
 
@@ -330,6 +340,8 @@ def subset_summary(s: TrackletSummary, idx: np.ndarray) -> TrackletSummary:
         setattr(out, name, getattr(s, name)[idx])
     if s.appearance is not None:
         out.appearance = s.appearance[idx]
+    if s.embedding is not None:
+        out.embedding = s.embedding[idx]
     return out
 
 
@@ -346,6 +358,7 @@ def stitch_tracklets(
     appearance_weight: float = 0.0,
     min_length: int = 0,
     insert_margin: float = 2.0,
+    embedding_weight: float = 0.0,
 ) -> np.ndarray:
     """Identity (``0..n_identities-1``, or ``-1`` = left out) of each tracklet in ``s``.
 
@@ -362,6 +375,7 @@ def stitch_tracklets(
         "motion_horizon": motion_horizon,
         "shape_weight": shape_weight,
         "appearance_weight": appearance_weight,
+        "embedding_weight": embedding_weight,
     }
     m = len(s.start)
     long_ = np.flatnonzero(s.count >= min_length) if min_length > 0 else np.arange(m)
@@ -411,7 +425,7 @@ def stitch_tracklets(
         costed = iter(
             link_costs(
                 s, np.asarray(src, np.int64), np.asarray(dst, np.int64), position_sigma, motion_horizon,
-                shape_weight, appearance_weight,
+                shape_weight, appearance_weight, embedding_weight,
             ).tolist()
             if src
             else ()
@@ -451,6 +465,7 @@ def _flow_stitch(
     motion_horizon: int = 30,
     shape_weight: float = 1.0,
     appearance_weight: float = 0.0,
+    embedding_weight: float = 0.0,
 ) -> np.ndarray:
     """Identities of all tracklets in ``s`` from one min-cost flow (see module docs)."""
     m = len(s.start)
@@ -478,6 +493,7 @@ def _flow_stitch(
         "motion_horizon": motion_horizon,
         "shape_weight": shape_weight,
         "appearance_weight": appearance_weight,
+        "embedding_weight": embedding_weight,
     }
     all_costs = np.concatenate(
         [
@@ -544,6 +560,7 @@ def junction_margins(
     motion_horizon: int,
     shape_weight: float = 0.0,
     appearance_weight: float = 0.0,
+    embedding_weight: float = 0.0,
 ) -> list[Junction]:
     """How close the stitcher came to swapping two identities at each join of a chain.
 
@@ -561,6 +578,7 @@ def junction_margins(
         "motion_horizon": motion_horizon,
         "shape_weight": shape_weight,
         "appearance_weight": appearance_weight,
+        "embedding_weight": embedding_weight,
     }
     ids = np.unique(identity[identity >= 0])
     chains = {

@@ -14,7 +14,9 @@ Three steps per video:
    :func:`~napari_posetrack.core.tracking.stitching.stitch_tracklets` then joins them into at most
    ``max_tracks`` identities by a global min-cost flow (hierarchical by default:
    ``stitch_min_length``), with motion continuity across gaps and optional limb-length
-   (``shape_weight``) and image-appearance (``appearance_weight``) terms. Without stitching the
+   (``shape_weight``), image-appearance (``appearance_weight``: grey-level histograms) and
+   learnt-appearance (``embedding_weight``: a small CNN trained per video on the confident
+   tracklets, :mod:`~napari_posetrack.core.tracking.embedding`) terms. Without stitching the
    online pass assigns tracks directly, SLEAP style: a new track starts for an unmatched detection
    while fewer than ``max_tracks`` exist; once all exist, unmatched detections go to the tracks
    not used on that frame (nearest last position).
@@ -118,6 +120,17 @@ class TrackerConfig:
     appearance_weight
         Weight of the image-appearance term in stitching costs (grey-level histogram of a patch
         around each tracklet's animal on a few frames; needs the video). 0 = off.
+    embedding_weight
+        Weight of the learnt-appearance term in stitching costs: a small CNN is trained on this video's
+        confident tracklets (instances of one tracklet alike, of tracklets seen on the same frames
+        unlike; :mod:`~napari_posetrack.core.tracking.embedding`); joining two tracklets costs about
+        this much more when their mean embeddings are as unlike as two animals' seen together, 0 when
+        as alike as two halves of one tracklet. Needs the video;
+        goes with or without ``appearance_weight``. 0 = off. When the video has no two confident
+        tracklets seen together (one animal, only short tracklets) the term is left out with a
+        warning.
+    embedding_seed
+        Seed of the embedding's training (same seed, same result).
     kind
         Which instances to track: ``"predicted"``, ``"user"`` or ``"all"``.
     flow_window, flow_levels
@@ -144,6 +157,8 @@ class TrackerConfig:
     stitch_insert_margin: float = 2.0
     shape_weight: float = 0.0
     appearance_weight: float = 0.0
+    embedding_weight: float = 0.0
+    embedding_seed: int = 0
     kind: str = "predicted"
     flow_window: int = 21
     flow_levels: int = 3
@@ -185,6 +200,11 @@ class TrackerConfig:
             raise ConfigError(f"tracker stitch_motion_horizon must be >= 0, got {self.stitch_motion_horizon}")
         if self.stitch_min_length < 0:
             raise ConfigError(f"tracker stitch_min_length must be >= 0, got {self.stitch_min_length}")
+        if self.appearance_weight < 0 or self.embedding_weight < 0:
+            raise ConfigError(
+                "tracker appearance_weight and embedding_weight must be >= 0, got "
+                f"{self.appearance_weight} and {self.embedding_weight}"
+            )
         if self.stitch_max_gap < 1:
             raise ConfigError(f"tracker stitch_max_gap must be >= 1, got {self.stitch_max_gap}")
 
@@ -469,15 +489,60 @@ def track_labels(
     return track(labels, config, video, progress, videos=videos).labels
 
 
-def _open_frames(labels: Labels, v: int, video: Any):
-    from ..video import open_video  # heavy (PyAV); only flow needs it
+def _open_frames(labels: Labels, v: int, video: Any, why: str | None = None):
+    from ..errors import MissingFileError
+    from ..video import open_video  # heavy (PyAV); only flow and appearance need it
 
     source = video if video is not None else labels.videos[v]
     if hasattr(source, "iter_frames"):
         return source, False
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
-    return open_video(source), True
+    if why is None:
+        return open_video(source), True
+    try:
+        return open_video(source), True
+    except MissingFileError as exc:
+        raise MissingFileError(
+            exc.path,
+            f"{exc.problem}: {why} read the video's frames; give the video (--video-file) or set "
+            "those weights to 0",
+        ) from exc
+
+
+# the embedding learns from tracklets of at least this many instances
+EMBEDDING_MIN_LENGTH = 10
+
+
+def _add_embedding(
+    summary: Any,
+    unit: np.ndarray,
+    frames: np.ndarray,
+    pts: np.ndarray,
+    reader: Any,
+    scale: float,
+    config: TrackerConfig,
+    name: str,
+) -> None:
+    """Learn the video's appearance embedding into ``summary``; without enough to learn from, warn
+    and leave the term out (``summary.embedding`` stays None)."""
+    import warnings
+
+    from .embedding import EmbeddingInputError, add_embedding
+
+    try:
+        add_embedding(
+            summary,
+            unit,
+            frames,
+            pts,
+            reader,
+            radius=3.0 * scale,
+            min_length=EMBEDDING_MIN_LENGTH,
+            seed=config.embedding_seed,
+        )
+    except EmbeddingInputError as exc:
+        warnings.warn(f"{name}: {exc}; stitching without it", stacklevel=3)
 
 
 def _track_video(
@@ -546,10 +611,13 @@ def _track_video(
             unit, match_score, frames, pts, outlier, det_scores, n_id, scale, config, centroid, name, n_units
         )
     summary, unit_ids = summarise_tracklets(unit, frames, pts, edges, centroid=centroid, lengths=lengths)
-    if config.appearance_weight > 0 and len(unit_ids):
-        reader, owned = _open_frames(labels, v, video)
+    if (config.appearance_weight > 0 or config.embedding_weight > 0) and len(unit_ids):
+        reader, owned = _open_frames(labels, v, video, "appearance_weight / embedding_weight")
         try:
-            add_appearance(summary, unit, frames, pts, reader, radius=2.0 * scale)
+            if config.appearance_weight > 0:
+                add_appearance(summary, unit, frames, pts, reader, radius=2.0 * scale)
+            if config.embedding_weight > 0:
+                _add_embedding(summary, unit, frames, pts, reader, scale, config, name)
         finally:
             if owned:
                 reader.close()
@@ -561,6 +629,7 @@ def _track_video(
         max_gap=config.stitch_max_gap,
         shape_weight=config.shape_weight,
         appearance_weight=config.appearance_weight,
+        embedding_weight=config.embedding_weight,
         min_length=config.stitch_min_length,
         motion_horizon=config.stitch_motion_horizon,
         insert_margin=config.stitch_insert_margin,
@@ -591,6 +660,7 @@ def _track_video(
         motion_horizon=config.stitch_motion_horizon,
         shape_weight=config.shape_weight,
         appearance_weight=config.appearance_weight,
+        embedding_weight=config.embedding_weight,
     )
     joins.sort(key=lambda j: j.margin)
     result.decisions += [
