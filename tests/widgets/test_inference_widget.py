@@ -346,6 +346,8 @@ def test_tracker_form_round_trip_and_tooltips(qtbot):
         stitch_max_gap=40,
         stitch_min_length=10,
         shape_weight=0.5,
+        embedding_weight=2.5,
+        embedding_seed=7,
         kind="all",
         flow_window=15,
         flow_levels=2,
