@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 
 from napari_posetrack._widgets._project import project_for
 from napari_posetrack._widgets._tracker_form import TrackerForm
@@ -324,6 +325,52 @@ def test_bulk_delete_predictions_and_undo(make_napari_viewer, qtbot, sample):
         assert _predicted_frames(project.labels) == expected
         assert _layer_predicted_frames(project) == expected
     assert int((project.labels.instances.kind == PREDICTED).sum()) == n_pred
+
+
+def test_track_only_on_the_current_or_the_chosen_videos(make_napari_viewer, qtbot, sample, tmp_path):
+    """Issue #12 item 6: 'Track only' on all videos, the one shown, or the ticked ones; others keep theirs."""
+    from napari_posetrack.core.labels import Video
+
+    labels = _with_predictions(sample["labels"])
+    second = tmp_path / "second.mp4"
+    shutil.copy(sample["video"], second)
+    v1 = labels.add_video(Video(str(second), n_frames=labels.videos[0].n_frames, shape=labels.videos[0].shape))
+    t = labels.instances
+    pred = np.flatnonzero(t.kind == PREDICTED)
+    labels.add_instances(v1, t.frame[pred], t.points[pred], kind=PREDICTED, score=t.score[pred])
+    widget, viewer = _widget(make_napari_viewer, qtbot, labels)
+    project = project_for(viewer)
+    widget.tracker_form.set_values({"kind": "predicted", "max_tracks": 2})
+
+    def tracked(video: int) -> np.ndarray:
+        t = project.labels.instances
+        return t.track[(t.kind == PREDICTED) & (t.video == video)] >= 0
+
+    assert not tracked(0).any() and not tracked(1).any()
+    # chosen, nothing ticked: a clear error, nothing runs
+    widget.track_videos_combo.setCurrentText("Chosen videos")
+    assert widget.track_videos_list.isVisibleTo(widget) and widget.track_videos_list.count() == 2
+    assert widget.track_videos_list.item(1).text() == "1: second.mp4"
+    n_errors = len(_errors())
+    widget.track_button.click()
+    assert len(_errors()) == n_errors + 1 and "tick at least one video" in _errors()[-1]
+    assert widget.worker is None and widget.track_button.isEnabled()
+    # the ticked second video only
+    widget.track_videos_list.item(1).setCheckState(Qt.CheckState.Checked)
+    widget.track_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None and widget.track_button.isEnabled(), timeout=WAIT_MS)
+    assert tracked(1).all() and not tracked(0).any()
+    # the video shown (video 0), and the second keeps its tracks
+    before = project.labels.instances.track[project.labels.instances.video == 1].copy()
+    widget.track_videos_combo.setCurrentText("Current video")
+    assert not widget.track_videos_list.isVisibleTo(widget)
+    widget.track_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None and widget.track_button.isEnabled(), timeout=WAIT_MS)
+    assert tracked(0).all()
+    assert np.array_equal(project.labels.instances.track[project.labels.instances.video == 1], before)
+    # each run is one undo step
+    project.session.undo()
+    assert tracked(1).all() and not tracked(0).any()
 
 
 def test_tracker_form_round_trip_and_tooltips(qtbot):

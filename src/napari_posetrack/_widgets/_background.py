@@ -391,11 +391,13 @@ def _track(
     config: TrackerConfig,
     report: Callable[[Progress], None],
     summary: dict[str, TrackingSummary],
+    videos: Sequence[int] | None = None,
 ) -> Labels:
-    """Track ``labels``; the run's :class:`TrackingSummary` goes into ``summary["summary"]``."""
+    """Track ``videos`` of ``labels`` (``None`` = all); the run's :class:`TrackingSummary` goes into
+    ``summary["summary"]``."""
     from napari_posetrack.core.tracking.tracker import track
 
-    result = track(labels, config, progress=lambda d, t: report(Progress("tracking", -1, d, t)))
+    result = track(labels, config, progress=lambda d, t: report(Progress("tracking", -1, d, t)), videos=videos)
     summary["summary"] = result.summary  # set before compute returns, so before on_done runs
     return result.labels
 
@@ -418,10 +420,14 @@ def track_in_background(
     project: PoseProject,
     tracker_config: TrackerConfig,
     *,
+    videos: Sequence[int] | None = None,
     on_done: Callable[[BackgroundOutcome], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Any:
     """Track the project's existing instances (of ``tracker_config.kind``) in a napari worker.
+
+    ``videos`` are the indices of the videos to track (``None`` = every video); the others keep
+    their tracks.
 
     Tracking predictions only merges like prediction does (edits made meanwhile are kept); tracking
     user instances replaces the labels, and is refused if they were edited meanwhile.
@@ -432,7 +438,7 @@ def track_in_background(
     summary: dict[str, TrackingSummary] = {}
 
     def compute(report: Callable[[Progress], None], cancelled: Callable[[], bool]) -> tuple[Labels, int]:
-        return _track(labels, tracker_config, report, summary), 0
+        return _track(labels, tracker_config, report, summary, videos), 0
 
     return run_in_background(
         project,

@@ -26,6 +26,8 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -60,7 +62,7 @@ TARGETS: dict[str, str | None] = {
     "Suggested frames": "suggested",
     "Unlabelled frames": "unlabelled",
 }
-CURRENT_VIDEO, ALL_VIDEOS = "Current video", "All videos"
+CURRENT_VIDEO, ALL_VIDEOS, CHOSEN_VIDEOS = "Current video", "All videos", "Chosen videos"
 DELETE_ALL, DELETE_RANGE, DELETE_BELOW = "All predictions", "In a frame range", "Below a score"
 # the frame choices that mean something for a video outside the project (it has no labels)
 VIDEO_FILE_TARGETS = ("All frames", "Frame range", "Unlabelled frames")
@@ -150,7 +152,9 @@ class InferenceWidget(QWidget):
 
         self.project.events.labels_replaced.connect(self._on_project_labels_replaced)
         self.project.events.video_changed.connect(self._on_project_video_changed)
+        self.project.events.labels_changed.connect(self._on_project_labels_changed)
         self._on_target_changed()
+        self._fill_track_videos_list()
         self._on_delete_scope_changed()
         self._update_frame_limits()
         self._suggest_runs_folder()
@@ -325,6 +329,25 @@ class InferenceWidget(QWidget):
             "Give the new predictions identities (one track per animal) as soon as prediction ends"
         )
         layout.addWidget(self.track_check)
+        videos_row = QHBoxLayout()
+        videos_row.addWidget(QLabel("Track only on"))
+        self.track_videos_combo = QComboBox()
+        self.track_videos_combo.setObjectName("track_videos_combo")
+        self.track_videos_combo.addItems([ALL_VIDEOS, CURRENT_VIDEO, CHOSEN_VIDEOS])
+        self.track_videos_combo.setToolTip(
+            "The videos 'Track only' gives identities to: every video of the project, the video shown, "
+            "or the videos ticked in the list. The other videos' tracks stay as they are. 'Track after "
+            "predicting' tracks the videos just predicted."
+        )
+        self.track_videos_combo.currentTextChanged.connect(self._on_track_videos_changed)
+        videos_row.addWidget(self.track_videos_combo, 1)
+        layout.addLayout(videos_row)
+        self.track_videos_list = QListWidget()
+        self.track_videos_list.setObjectName("track_videos_list")
+        self.track_videos_list.setToolTip("Tick the videos to track")
+        self.track_videos_list.setMaximumHeight(110)
+        self.track_videos_list.setVisible(False)
+        layout.addWidget(self.track_videos_list)
         self.tracker_toggle = QToolButton()
         self.tracker_toggle.setObjectName("tracker_settings_toggle")
         self.tracker_toggle.setText("Tracker settings")
@@ -574,6 +597,52 @@ class InferenceWidget(QWidget):
     def _on_project_labels_replaced(self, *_: Any) -> None:
         self._update_frame_limits()
         self._suggest_runs_folder()
+        self._fill_track_videos_list()
+
+    def _on_project_labels_changed(self, *_: Any) -> None:
+        labels = self.project.labels
+        if labels is not None and len(labels.videos) != self.track_videos_list.count():  # a video added
+            self._fill_track_videos_list()
+
+    def _on_track_videos_changed(self, *_: Any) -> None:
+        chosen = self.track_videos_combo.currentText() == CHOSEN_VIDEOS
+        if chosen:
+            self._fill_track_videos_list()
+        self.track_videos_list.setVisible(chosen)
+
+    def _fill_track_videos_list(self) -> None:
+        """One checkable row per project video; ticks survive for videos that are still there."""
+        labels = self.project.labels
+        ticked = {self.track_videos_list.item(i).data(Qt.ItemDataRole.UserRole)
+                  for i in range(self.track_videos_list.count())
+                  if self.track_videos_list.item(i).checkState() == Qt.CheckState.Checked}
+        self.track_videos_list.clear()
+        for i, video in enumerate(labels.videos if labels is not None else []):
+            item = QListWidgetItem(f"{i}: {video.name}")
+            item.setData(Qt.ItemDataRole.UserRole, str(video.path))
+            item.setToolTip(str(video.path))
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if str(video.path) in ticked else Qt.CheckState.Unchecked)
+            self.track_videos_list.addItem(item)
+
+    def track_videos(self) -> list[int] | None:
+        """The video indices 'Track only' works on (``None`` = all).
+
+        Raises
+        ------
+        PoseTrackError
+            When "Chosen videos" is picked and no video is ticked.
+        """
+        choice = self.track_videos_combo.currentText()
+        if choice == ALL_VIDEOS:
+            return None
+        if choice == CURRENT_VIDEO:
+            return [self.project.video_index]
+        chosen = [i for i in range(self.track_videos_list.count())
+                  if self.track_videos_list.item(i).checkState() == Qt.CheckState.Checked]
+        if not chosen:
+            raise PoseTrackError("tick at least one video to track in the list under 'Track only on'")
+        return chosen
 
     def _suggest_runs_folder(self) -> None:
         """Fill in the runs folder training uses by default (``models`` beside the labels file)."""
@@ -676,9 +745,14 @@ class InferenceWidget(QWidget):
             if self.project.labels is None:
                 raise PoseTrackError("open a labels file with predictions first")
             config = self.tracker_form.config()
+            videos = self.track_videos()
             self._set_busy(True)
             self.worker = track_in_background(
-                self.project, config, on_done=self._on_worker_done, on_progress=self._on_worker_progress
+                self.project,
+                config,
+                videos=videos,
+                on_done=self._on_worker_done,
+                on_progress=self._on_worker_progress,
             )
         except (PoseTrackError, ValueError, OSError) as exc:
             self._set_busy(False)
