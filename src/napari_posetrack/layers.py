@@ -432,6 +432,22 @@ def track_colors(tracks: Sequence[Mapping[str, Any] | Track]) -> np.ndarray:
     return out.reshape(-1, 3)
 
 
+def track_colour_positions(track_ids: np.ndarray, n_tracks: int) -> np.ndarray:
+    """Where each track id sits on the Tracks layer's colour scale (:func:`track_colour_stops`)."""
+    return (np.asarray(track_ids, dtype=np.float64) + 0.5) / max(int(n_tracks), 1)
+
+
+def track_colour_stops(tracks: Sequence[Mapping[str, Any] | Track]) -> tuple[np.ndarray, np.ndarray]:
+    """``(colors (K, 4), controls (K + 1,))`` of a stepwise colormap giving track ``k`` its colour.
+
+    A value from :func:`track_colour_positions` falls in the middle of its track's step, so the
+    Tracks layer draws each path in the colour its points have (chosen or from the palette).
+    """
+    rgb = track_colors(tracks) if len(tracks) else PALETTE[:1].astype(np.float64)
+    colors = np.column_stack([rgb, np.ones(len(rgb))])
+    return colors, np.linspace(0.0, 1.0, len(rgb) + 1)
+
+
 def _track_rgb(track: np.ndarray, metadata: Mapping[str, Any]) -> np.ndarray:
     """RGB of each track code (``>= 0``; codes past the metadata's tracks cycle through the palette)."""
     known = track_colors(metadata.get(METADATA_KEY, {}).get("tracks", []))

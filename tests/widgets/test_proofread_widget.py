@@ -135,6 +135,13 @@ def test_proofread_identities_in_a_real_viewer(make_napari_viewer, qtbot, clip, 
     layer = project.points_layer
     is_m = layer.features["track"].astype(str).to_numpy() == "M"
     assert is_m.any() and np.allclose(np.asarray(layer.face_color)[is_m, :3], (1.0, 0.0, 0.5))
+    # the M path on the Tracks layer too, and the female's keeps the colour of her points
+    paths = project.tracks_layer
+    path_colours = np.asarray(paths.track_colors)[:, :3]
+    on_m = np.asarray(paths.data)[:, 0] == 1
+    assert on_m.any() and np.allclose(path_colours[on_m], (1.0, 0.0, 0.5))
+    is_f = layer.features["track"].astype(str).to_numpy() == "female"
+    assert np.allclose(path_colours[~on_m], np.asarray(layer.face_color)[is_f, :3][0])
     project.session.undo()
     project.session.undo()
     assert [tr.name for tr in labels.tracks] == ["female", "male"] and labels.tracks[1].color is None

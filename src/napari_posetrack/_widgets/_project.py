@@ -73,6 +73,7 @@ _EVERYTHING = (0, 2**62)
 _MOVES = frozenset({"move_points", "move_instance", "set_visible"})
 # between napari's own status (layer, cursor coordinates) and the shown frame's number and time
 STATUS_SEP = "  |  "
+TRACK_COLOUR_FEATURE = "track_colour"  # the Tracks layer feature its colormap reads
 
 
 class ProjectEvents(SignalGroup):
@@ -172,6 +173,11 @@ class PoseProject:
     def points_layer(self) -> Any:
         """The ``poses:`` Points layer of the shown video (``None`` when nothing is open)."""
         return self._points_layer
+
+    @property
+    def tracks_layer(self) -> Any:
+        """The ``tracks:`` layer of the shown video (``None`` without tracked instances)."""
+        return self._tracks_layer if self._tracks_layer in self.viewer.layers else None
 
     @property
     def video_layer(self) -> Any:
@@ -778,13 +784,24 @@ class PoseProject:
     def _redraw_tracks(self) -> None:
         if self._points_layer is None or self.labels is None:
             return
+        from napari.utils.colormaps import Colormap
+
+        from napari_posetrack.layers import track_colour_positions, track_colour_stops
+
         tracks, props = labels_to_tracks(self.labels, self.video_index)
+        # each path in its track's colour (as its points), not napari's colormap over track ids
+        props[TRACK_COLOUR_FEATURE] = track_colour_positions(tracks[:, 0], len(self.labels.tracks))
+        colors, controls = track_colour_stops(self.labels.tracks)
+        colormaps = {TRACK_COLOUR_FEATURE: Colormap(colors, controls=controls, interpolation="zero",
+                                                    name="posetrack tracks")}
         viewer = self.viewer
         existing = self._tracks_layer if self._tracks_layer in viewer.layers else None
         with self._quiet():
             if existing is not None and len(tracks):
                 existing.data = tracks  # in place: re-adding a layer costs a scene-graph rebuild
                 existing.features = props
+                existing.colormaps_dict = colormaps
+                existing.color_by = TRACK_COLOUR_FEATURE
                 return
             if existing is not None:
                 viewer.layers.remove(existing)
@@ -793,7 +810,7 @@ class PoseProject:
                 index = viewer.layers.index(self._points_layer) if self._points_layer in viewer.layers else None
                 self._tracks_layer = viewer.add_tracks(
                     tracks, features=props, name=f"tracks: {self._tag()}", tail_length=15, tail_width=2,
-                    axis_labels=AXIS_LABELS,
+                    axis_labels=AXIS_LABELS, colormaps_dict=colormaps, color_by=TRACK_COLOUR_FEATURE,
                 )
                 if index is not None:
                     viewer.layers.move(viewer.layers.index(self._tracks_layer), index)
@@ -828,8 +845,9 @@ class PoseProject:
             else:
                 self._show(rebuild_video=not video_ok)
         elif change.tracks_changed:
-            # names and colours of tracks live in the layer metadata and every point's style
+            # names and colours of tracks live in the layer metadata, every point's style and the paths
             self.refresh()
+            self._tracks_stale = True
             self._sync_metadata_and_tracks()
         elif not self._from_layer:
             start, stop = self._window
