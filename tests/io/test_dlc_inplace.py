@@ -239,3 +239,38 @@ def test_convert_still_writes_slp(project: Path, tmp_path: Path) -> None:
     slp = load_labels(out)
     assert slp.n_instances == 116 and slp.skeleton.nodes == ["snout", "leftear", "rightear", "tailbase"]
     assert Skeleton(slp.skeleton.nodes).nodes == slp.skeleton.nodes
+
+
+def test_tables_with_different_body_parts_open_as_one_project_and_save_back(project: Path) -> None:
+    """One folder's table has a body part the config (and the other tables) lack: the project opens
+    with the union of body parts, and saving in place writes each table back as it was."""
+    import pandas as pd
+
+    first = project / "labeled-data" / "m4s1"
+    second = project / "labeled-data" / "m4s1b"
+    second.mkdir()
+    for entry in first.iterdir():
+        if not entry.name.startswith("CollectedData"):
+            os.symlink(os.readlink(entry), second / entry.name)
+    lines = (first / "CollectedData_Pranav.csv").read_text().splitlines()
+    extra = [lines[0] + ",Pranav,Pranav", lines[1] + ",whisker,whisker", lines[2] + ",x,y"]
+    rows = [line.replace("labeled-data/m4s1/", "labeled-data/m4s1b/") + f",{10 + i}.5,{20 + i}.25"
+            for i, line in enumerate(lines[3:])]
+    (second / "CollectedData_Pranav.csv").write_text("\n".join(extra + rows) + "\n")
+    before = {p: pd.read_csv(p, header=[0, 1, 2], index_col=0)
+              for p in (first / "CollectedData_Pranav.csv", second / "CollectedData_Pranav.csv")}
+
+    with pytest.warns(UserWarning, match="whisker"):
+        labels = load_labels(project / "config.yaml")
+    assert labels.skeleton.nodes == ["snout", "leftear", "rightear", "tailbase", "whisker"]
+    assert len(labels.videos) == 2
+    t = labels.instances
+    w = labels.skeleton.node_index("whisker")
+    in_first = t.video == next(i for i, v in enumerate(labels.videos) if "m4s1b" not in str(v.path))
+    assert np.isnan(t.points[in_first, w]).all()
+    assert not np.isnan(t.points[~in_first, w]).any()
+    np.testing.assert_array_equal(np.sort(t.points[~in_first, w, 0]), 10.5 + np.arange((~in_first).sum()))
+
+    save_labels(labels, project / "config.yaml")
+    for path, frame in before.items():
+        pd.testing.assert_frame_equal(pd.read_csv(path, header=[0, 1, 2], index_col=0), frame)

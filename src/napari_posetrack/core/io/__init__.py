@@ -23,6 +23,7 @@ package stays cheap.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,10 +121,35 @@ def _load_dlc_project(config: Path) -> Labels:
     tables = project_tables(config)
     if not tables:
         raise FileFormatError(config, "the project has no labeled-data/*/CollectedData_*.csv or .h5 file")
-    labels = load_dlc(tables[0], config=config)
-    for table in tables[1:]:
-        labels.merge(load_dlc(table, config=config))
+    parts = [load_dlc(table, config=config) for table in tables]
+    # a table may hold body parts the config lacks (they load as extra nodes): every table gets
+    # the union, in the order first seen, so that the tables can merge; absent nodes are empty
+    nodes = list(dict.fromkeys(n for part in parts for n in part.skeleton.nodes))
+    labels = _with_nodes(parts[0], nodes)
+    for part in parts[1:]:
+        labels.merge(_with_nodes(part, nodes))
+    unique = [n for part in parts for n in part.provenance.get("dlc_uniquebodyparts", [])]
+    if unique:
+        labels.provenance["dlc_uniquebodyparts"] = list(dict.fromkeys(unique))
     labels.provenance["source"] = str(config)
+    return labels
+
+
+def _with_nodes(labels: Labels, nodes: list[str]) -> Labels:
+    """``labels`` with the skeleton nodes ``nodes`` (a superset of its own, its edges kept)."""
+    from napari_posetrack.core.labels import Skeleton
+
+    own = labels.skeleton
+    if own.nodes == nodes:
+        return labels
+    order = [own.node_index(n) if n in own.nodes else -1 for n in nodes]
+    edges = [(nodes.index(own.nodes[a]), nodes.index(own.nodes[b])) for a, b in own.edges]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # DLC skeletons may have several roots
+        symmetries = [(nodes.index(own.nodes[a]), nodes.index(own.nodes[b])) for a, b in own.symmetries]
+        skeleton = Skeleton(nodes, edges, symmetries, name=own.name)
+    labels.instances = labels.instances.reorder_nodes(order, len(nodes))
+    labels.skeletons[0] = skeleton
     return labels
 
 
