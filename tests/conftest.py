@@ -72,6 +72,26 @@ def single_instance_run(small_sample: dict[str, str], tmp_path_factory: pytest.T
     return train(cfg, one, device="cpu")
 
 
+# --------------------------------------------------------------------------- heaviest files first
+# pytest-xdist's loadfile hands whole files to whichever worker is free, in collection order (with
+# --no-loadscope-reorder; its default orders files by number of tests, which puts the one-test
+# learning files last). Sending the longest files first keeps the two workers busy to the end
+# instead of one finishing a 70 s file while the other idles. tests/durations.json holds seconds
+# per file from a full run (tests/update_durations.py writes it); a file it lacks counts as short.
+_DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    import json
+
+    try:
+        seconds = json.loads(_DURATIONS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    # stable: each file's tests stay together and in their own order
+    items.sort(key=lambda item: -float(seconds.get(item.nodeid.split("::", 1)[0], 0.0)))
+
+
 # --------------------------------------------------------------------------- fault matrix
 # tests/reliability's rows arrive on the reports (user properties): here, in the root conftest, so the
 # xdist controller, which loads no sub-folder conftest, prints the matrix too.
