@@ -737,9 +737,12 @@ class TrainingWidget(QWidget):
 
     def _on_preview_returned(self, preview: Any) -> None:
         stride = float(preview.output_stride)
-        for name in (INPUTS_LAYER, CONFMAPS_LAYER):
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
+        from napari_posetrack._widgets._project import batched_layer_changes
+
+        with batched_layer_changes(self.viewer):
+            for name in (INPUTS_LAYER, CONFMAPS_LAYER):
+                if name in self.viewer.layers:
+                    self.viewer.layers.remove(name)
         rgb = preview.images.ndim == 4
         self.viewer.add_image(preview.images, name=INPUTS_LAYER, rgb=rgb, contrast_limits=(0, 255),
                               metadata={"pipeline": preview.pipeline})
