@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from napari_posetrack.core.evaluation import evaluate_tracking
+from napari_posetrack.core.evaluation import clear_mot_matches, evaluate_tracking
 from napari_posetrack.core.io.slp import load_slp
 from napari_posetrack.core.labels import Labels
 from napari_posetrack.core.tracking.tracker import TrackerConfig, track
@@ -40,22 +40,14 @@ THORAX = 1  # node index in the 2-node skeleton (head, thorax)
 def _score_step(
     last: tuple[int, ...], gt_ids: np.ndarray, gt_xy: np.ndarray, det_xy: np.ndarray, det_tracks: tuple[int, ...]
 ) -> tuple[tuple[int, ...], int]:
-    """One frame of ``evaluate_tracking``'s CLEAR-MOT matching: the new state and the switches it counts."""
+    """One frame of ``evaluate_tracking``'s matching: the new state and the switches it counts."""
     state = np.asarray(last)
     if len(gt_ids) == 0:
         return last, 0
     tracks = np.asarray(det_tracks, dtype=np.int64)
     if len(tracks):
-        d = np.nan_to_num(np.sqrt(((gt_xy[:, None] - det_xy[None]) ** 2).sum(axis=-1)), nan=1e9)
-        close = d <= MAX_DIST
-        keep = close & (state[gt_ids][:, None] == tracks[None, :])
-        cost = np.where(close, d, 1e12)
-        cost[keep.any(axis=1), :] = 1e12
-        cost[:, keep.any(axis=0)] = 1e12
-        cost[keep] = -1.0
-        r, c = linear_sum_assignment(cost)
-        ok = close[r, c]
-        r, c = r[ok], c[ok]
+        d = np.sqrt(((gt_xy[:, None] - det_xy[None]) ** 2).sum(axis=-1))
+        r, c = clear_mot_matches(d, MAX_DIST, state[gt_ids], tracks)
     else:
         r = c = np.zeros(0, dtype=np.int64)
     matched_gt, matched_track = gt_ids[r], tracks[c]

@@ -416,6 +416,27 @@ def _track_objects(labels: Labels, video: int, node: str | None, prefer: int) ->
     return t.frame[rows].astype(np.int64), t.track[rows].astype(np.int64), pos[ok]
 
 
+def clear_mot_matches(
+    dist: np.ndarray, max_dist: float, last_match: np.ndarray, pred_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's CLEAR-MOT correspondences: ``(ground-truth rows, prediction columns)``.
+
+    A ground-truth object keeps the predicted identity it was matched to last (``last_match``, one
+    per row, ``-1`` for none) while that prediction is within ``max_dist``; the others are paired by
+    a Hungarian assignment on distance (``dist``, rows x columns), within ``max_dist`` only.
+    ``pred_ids`` are the columns' predicted identities.
+    """
+    close = dist <= max_dist
+    keep = close & (last_match[:, None] == pred_ids[None, :])
+    cost = np.where(close, dist, 1e12)
+    cost[keep.any(axis=1), :] = 1e12
+    cost[:, keep.any(axis=0)] = 1e12
+    cost[keep] = -1.0
+    r, c = linear_sum_assignment(cost)
+    ok = close[r, c]
+    return r[ok], c[ok]
+
+
 def evaluate_tracking(
     gt: Labels,
     pred: Labels,
@@ -468,15 +489,7 @@ def evaluate_tracking(
             d = np.sqrt(((gpos[gi][:, None] - ppos[pi][None]) ** 2).sum(axis=-1))
             close = d <= max_dist
             np.add.at(overlap, (np.repeat(gid, len(pid)), np.tile(pid, len(gid))), close.ravel())
-            # CLEAR-MOT: keep last frame's correspondences that are still within range
-            keep = close & (last_match[gid][:, None] == pid[None, :])
-            cost = np.where(close, d, 1e12)
-            cost[keep.any(axis=1), :] = 1e12
-            cost[:, keep.any(axis=0)] = 1e12
-            cost[keep] = -1.0
-            r, c = linear_sum_assignment(cost)
-            ok = close[r, c]
-            r, c = r[ok], c[ok]
+            r, c = clear_mot_matches(d, max_dist, last_match[gid], pid)
         else:
             r = c = np.zeros(0, dtype=np.int64)
             d = np.zeros((len(gi), 0))
