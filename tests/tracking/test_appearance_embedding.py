@@ -197,3 +197,30 @@ def test_embedding_learnt_on_the_fly_clip_separates_the_flies_on_frames_it_did_n
     print(f"unseen frames: nearest-animal accuracy {accuracy:.3f}, median distance own {np.median(d_same):.3f}, other {np.median(d_other):.3f}")
     assert accuracy > 0.9
     assert np.median(d_same) < 0.5 * np.median(d_other)
+
+
+def test_cropping_a_long_video_holds_only_a_batch_of_frames_of_sample_grids() -> None:
+    """Sample coordinates are made per batch of frames, not for every instance of the video at once
+    (at 64 samples per tracklet, thousands of tracklets meant gigabytes)."""
+    import tracemalloc
+
+    from napari_posetrack.core.tracking.embedding import crop_patches
+
+    class Frames:
+        def frame(self, i: int) -> np.ndarray:
+            return np.full((32, 32), i % 256, dtype=np.uint8)
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    frames = np.repeat(np.arange(2_000), 10)
+    points = rng.uniform(4, 28, (n, 2, 2))
+    tracemalloc.start()
+    try:
+        patches = crop_patches(Frames(), frames, points, 3.0, size=8, chunk=64)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert patches.shape == (n, 8, 8)
+    assert (patches[frames == 7] == 7).all()
+    # all instances' grids at once: 2 x 20,000 x 16 x 16 float64 = 82 MB; one batch: about a tenth
+    assert peak < 40e6, f"peak {peak / 1e6:.0f} MB"

@@ -167,17 +167,16 @@ def crop_patches(
     step = 2.0 * radius / fine
     g = (np.arange(fine) - (fine - 1) / 2.0) * step
     across = np.stack([-axis[:, 1], axis[:, 0]], axis=1)  # the axis turned 90 degrees (x to the right)
-    # image x, y of every sample: centre + c * across - r * axis   (rows go down = away from the head)
-    xs = (
-        centre[:, None, None, 0]
-        + g[None, None, :] * across[:, None, None, 0]
-        - g[None, :, None] * axis[:, None, None, 0]
-    )
-    ys = (
-        centre[:, None, None, 1]
-        + g[None, None, :] * across[:, None, None, 1]
-        - g[None, :, None] * axis[:, None, None, 1]
-    )
+
+    def sample_grid(sel: np.ndarray, k: int) -> np.ndarray:
+        """Image x (``k=0``) or y (``k=1``) of every sample of instances ``sel``: centre + c * across
+        - r * axis (rows go down = away from the head). Per batch of frames, so memory stays small."""
+        return (
+            centre[sel, None, None, k]
+            + g[None, None, :] * across[sel, None, None, k]
+            - g[None, :, None] * axis[sel, None, None, k]
+        )
+
     rows = np.flatnonzero(ok)
     order = rows[np.argsort(frames[rows], kind="stable")]
     uniq, starts = np.unique(frames[order], return_index=True)
@@ -192,8 +191,8 @@ def crop_patches(
         h, w = stack.shape[1:]
         sel = np.concatenate([order[slice(*where[f])] for f, _ in batch])
         slot = np.concatenate([np.full(where[f][1] - where[f][0], k) for k, (f, _) in enumerate(batch)])
-        x = np.clip(xs[sel], 0.0, w - 1.0)
-        y = np.clip(ys[sel], 0.0, h - 1.0)
+        x = np.clip(sample_grid(sel, 0), 0.0, w - 1.0)
+        y = np.clip(sample_grid(sel, 1), 0.0, h - 1.0)
         x0 = np.minimum(np.floor(x).astype(np.int64), w - 2)
         y0 = np.minimum(np.floor(y).astype(np.int64), h - 2)
         fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
