@@ -409,7 +409,7 @@ def _proofread(viewer: Any, widget: Any, project: Any, files: dict[str, Path], o
 
     _show(viewer, widget)
     widget.refresh_queue()
-    _wait(lambda: not widget._queue_timer.isActive() and widget.review_list.count() > 0, "the review queue", 60)
+    _wait(lambda: not widget.refreshing and widget.review_list.count() > 0, "the review queue", 60)
     widget.review_list.setCurrentRow(0)
     _process(200)
     if project.current_frame != SWAP_FRAME:

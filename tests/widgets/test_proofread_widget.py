@@ -55,6 +55,7 @@ def test_proofread_identities_in_a_real_viewer(make_napari_viewer, qtbot, clip, 
     project.open(path)
     widget = ProofreadWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Proofread identities", area="right")
+    qtbot.waitUntil(lambda: not widget.refreshing, timeout=WAIT_MS)  # ranked in a worker thread
     gt = load_slp(tmp_path / "gt.slp")
     switches = evaluate_tracking(gt, project.labels, "thorax")["id_switches"]
 
@@ -94,7 +95,7 @@ def test_proofread_identities_in_a_real_viewer(make_napari_viewer, qtbot, clip, 
     assert _layer_tracks_on(project, 1101) == before
     project.session.redo()
     assert _layer_tracks_on(project, 1101) == after
-    qtbot.waitUntil(lambda: not widget._queue_timer.isActive(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not widget.refreshing, timeout=WAIT_MS)
     assert widget.queue[0].frame != 1101  # fixed: no longer the least sure frame
 
     # swap over a range, then back
@@ -203,3 +204,42 @@ def test_track_only_shows_the_tracking_summary(make_napari_viewer, qtbot, clip):
     assert "tracked 2948 predicted instances" in text and f"on a track: {summary.n_assigned}" in text
     assert "least certain decisions" in text and str(summary.uncertain[0].frame) in text
     assert (project.labels.instances.track >= 0).sum() == summary.n_assigned
+
+
+def test_the_review_queue_is_ranked_off_the_gui_thread_and_again_after_an_edit_meanwhile(
+    make_napari_viewer, qtbot, clip, monkeypatch
+):
+    import threading
+
+    from napari_posetrack.core.tracking import proofread
+
+    ranked_on: list[bool] = []
+    rank = proofread.review_queue
+
+    def recording(*args, **kwargs):
+        ranked_on.append(threading.current_thread() is threading.main_thread())
+        return rank(*args, **kwargs)
+
+    monkeypatch.setattr(proofread, "review_queue", recording)
+    path, _ = clip
+    viewer = make_napari_viewer()
+    project = project_for(viewer)
+    project.open(path)
+    widget = ProofreadWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.refreshing
+    qtbot.waitUntil(lambda: not widget.refreshing, timeout=WAIT_MS)
+    assert ranked_on and not any(ranked_on)  # every ranking ran in a worker thread
+    queued = [(q.frame, q.value) for q in widget.queue]
+    assert queued and widget.review_list.count() == len(queued)
+
+    # an edit while a ranking runs: that ranking is dropped and another one is made
+    ranked_on.clear()
+    widget.refresh_queue_in_background()
+    project.events.labels_changed.emit(None)
+    qtbot.waitUntil(lambda: not widget.refreshing, timeout=WAIT_MS)
+    assert len(ranked_on) == 2 and not any(ranked_on)
+    assert [(q.frame, q.value) for q in widget.queue] == queued
+    # the synchronous refresh gives the same queue
+    widget.refresh_queue()
+    assert [(q.frame, q.value) for q in widget.queue] == queued and ranked_on[-1]

@@ -44,6 +44,19 @@ _QUEUE_REFRESH_MS = 300
 _POSE_ONLY = frozenset({"move_points", "move_instance", "set_visible", "clear_points"})
 
 
+def _unless_deleted(slot: Callable[..., None]) -> Callable[..., None]:
+    """``slot``, doing nothing once the widget it updates was closed (a worker may end after that)."""
+
+    def call(*args: Any) -> None:
+        try:
+            slot(*args)
+        except RuntimeError as exc:  # "wrapped C/C++ object ... has been deleted"
+            if "deleted" not in str(exc):
+                raise
+
+    return call
+
+
 class ProofreadWidget(QWidget):
     """Review queue and identity edits (swap, set, merge, split, rename, recolour tracks).
 
@@ -59,11 +72,15 @@ class ProofreadWidget(QWidget):
         self.viewer = napari_viewer
         self.project = project_for(napari_viewer)
         self.queue: list[ReviewItem] = []
+        self._edits = 0  # labels changes seen: a queue ranked while one happened may be stale
+        self._queue_version = 0  # bumped by every ranking asked for: only the newest one is shown
+        self._queue_worker: Any = None
+        self._queue_again = False
         self._build_ui()
         self._queue_timer = QTimer(self)
         self._queue_timer.setSingleShot(True)
         self._queue_timer.setInterval(_QUEUE_REFRESH_MS)
-        self._queue_timer.timeout.connect(self.refresh_queue)
+        self._queue_timer.timeout.connect(self.refresh_queue_in_background)
         self.project.events.labels_replaced.connect(self._on_project_labels_replaced)
         self.project.events.labels_changed.connect(self._on_project_labels_changed)
         self.project.events.video_changed.connect(self._on_project_labels_replaced)
@@ -242,15 +259,77 @@ class ProofreadWidget(QWidget):
     def rank_by(self) -> str:
         return str(self.rank_combo.currentData())
 
+    @property
+    def refreshing(self) -> bool:
+        """A ranking of the review queue is due or running."""
+        return self._queue_timer.isActive() or self._queue_worker is not None
+
     def refresh_queue(self) -> None:
-        """Recompute the review queue of the shown video and list it (the selection follows its frame)."""
+        """Recompute the review queue of the shown video now and list it (the selection follows its frame)."""
+        self._queue_version += 1  # a ranking still running in the background is out of date
         labels = self.project.labels
         if labels is None or not labels.videos:
-            self.queue = []
+            queue = []
         else:
-            self.queue = proofread.review_queue(
+            queue = proofread.review_queue(
                 labels, self.project.video_index, by=self.rank_by, limit=self.queue_limit_spin.value()
             )
+        self._show_queue(queue)
+
+    def refresh_queue_in_background(self) -> None:
+        """Rank the review queue in a worker thread (about 2 s on a whole-video file of 880k instances)
+        and list it when done; the GUI stays free. The labels are read while the user may edit: a
+        ranking during which they changed is dropped and made again."""
+        labels = self.project.labels
+        if labels is None or not labels.videos:
+            self._queue_version += 1
+            self._show_queue([])
+            return
+        if self._queue_worker is not None:
+            self._queue_again = True  # once the running one ends
+            return
+        from napari.qt.threading import create_worker
+
+        self._queue_version += 1
+        version, edits = self._queue_version, self._edits
+        video, by, limit = self.project.video_index, self.rank_by, self.queue_limit_spin.value()
+
+        def rank() -> list[ReviewItem]:
+            return proofread.review_queue(labels, video, by=by, limit=limit)
+
+        worker = create_worker(rank)
+        worker.returned.connect(_unless_deleted(lambda queue: self._on_queue_ranked(queue, version, edits, labels)))
+        worker.errored.connect(_unless_deleted(lambda exc: self._on_queue_failed(exc, version, edits)))
+        worker.finished.connect(_unless_deleted(self._on_queue_worker_finished))
+        self._queue_worker = worker
+        self.queue_label.setText("ranking…")
+        worker.start()
+
+    def _on_queue_ranked(self, queue: list[ReviewItem], version: int, edits: int, labels: Any) -> None:
+        if version != self._queue_version:
+            return  # a newer ranking was asked for
+        if edits != self._edits or labels is not self.project.labels:
+            self._queue_again = True  # the labels changed while it ran
+            return
+        self._show_queue(queue)
+
+    def _on_queue_failed(self, exc: BaseException, version: int, edits: int) -> None:
+        if version != self._queue_version or edits != self._edits:
+            self._queue_again = True  # read while an edit changed the arrays: rank again
+            return
+        self._say(f"Cannot rank the review queue: {exc}", problem=True)
+
+    def _on_queue_worker_finished(self) -> None:
+        self._queue_worker = None
+        if self._queue_again:
+            self._queue_again = False
+            self._queue_timer.start()
+        else:
+            self._update_queue_label()
+
+    def _show_queue(self, queue: list[ReviewItem]) -> None:
+        labels = self.project.labels
+        self.queue = queue
         current = self.review_list.currentRow()
         frame = self.project.current_frame if current >= 0 else None
         self.review_list.blockSignals(True)
@@ -266,6 +345,9 @@ class ProofreadWidget(QWidget):
 
     def step(self, delta: int) -> None:
         """Go to the next (``delta=1``) or previous (``-1``) frame of the queue."""
+        if not self.queue and self._queue_worker is not None:
+            self._say("The review queue is still being ranked; try again in a moment.")
+            return
         if not self.queue:
             self._say("Nothing to review: no frame has two tracks to tell apart.")
             return
@@ -291,7 +373,7 @@ class ProofreadWidget(QWidget):
         self.queue_label.setText(f"{row + 1} of {n}" if row >= 0 else f"{n} frames")
 
     def _on_rank_combo_changed(self, *_: Any) -> None:
-        self.refresh_queue()
+        self.refresh_queue_in_background()
 
     # ------------------------------------------------------------------ project events
     def _on_project_labels_replaced(self, *_: Any) -> None:
@@ -303,9 +385,11 @@ class ProofreadWidget(QWidget):
             last = max(last, int(labels.instances.frame.max()))
         for spin in (self.swap_start_spin, self.swap_stop_spin):
             spin.setMaximum(last)
-        self.refresh_queue()
+        self._edits += 1
+        self.refresh_queue_in_background()
 
     def _on_project_labels_changed(self, change: Any) -> None:
+        self._edits += 1
         if change is None or getattr(change, "tracks_changed", False) or getattr(change, "whole", False):
             self._fill_track_combos()
         if change is not None and change.action in _POSE_ONLY:
