@@ -44,15 +44,21 @@ def _layer_tracks_on(project, frame: int) -> dict[int, str]:
     return dict(zip(inst.tolist(), track.tolist()))
 
 
+def _viewer_with(make_napari_viewer, path):
+    """A real viewer with ``path`` open, and its project."""
+    viewer = make_napari_viewer()
+    project = project_for(viewer)
+    project.open(path)
+    return viewer, project
+
+
 def _rows_of_instance(project, instance_id: int) -> np.ndarray:
     return np.flatnonzero(project.points_layer.features["instance"].to_numpy().astype(int) == instance_id)
 
 
 def test_proofread_identities_in_a_real_viewer(make_napari_viewer, qtbot, clip, tmp_path):
     path, rejected_id = clip
-    viewer = make_napari_viewer()
-    project = project_for(viewer)
-    project.open(path)
+    viewer, project = _viewer_with(make_napari_viewer, path)
     widget = ProofreadWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Proofread identities", area="right")
     qtbot.waitUntil(lambda: not widget.refreshing, timeout=WAIT_MS)  # ranked in a worker thread
@@ -188,9 +194,7 @@ def test_track_only_shows_the_tracking_summary(make_napari_viewer, qtbot, clip):
     from napari_posetrack._widgets.inference import InferenceWidget
 
     path, _ = clip
-    viewer = make_napari_viewer()
-    project = project_for(viewer)
-    project.open(path)
+    viewer, project = _viewer_with(make_napari_viewer, path)
     widget = InferenceWidget(viewer)
     qtbot.addWidget(widget)
     assert not widget.tracking_summary_label.isVisibleTo(widget)
@@ -222,9 +226,7 @@ def test_the_review_queue_is_ranked_off_the_gui_thread_and_again_after_an_edit_m
 
     monkeypatch.setattr(proofread, "review_queue", recording)
     path, _ = clip
-    viewer = make_napari_viewer()
-    project = project_for(viewer)
-    project.open(path)
+    viewer, project = _viewer_with(make_napari_viewer, path)
     widget = ProofreadWidget(viewer)
     qtbot.addWidget(widget)
     assert widget.refreshing
