@@ -613,9 +613,7 @@ class InferenceWidget(QWidget):
     def _fill_track_videos_list(self) -> None:
         """One checkable row per project video; ticks survive for videos that are still there."""
         labels = self.project.labels
-        ticked = {self.track_videos_list.item(i).data(Qt.ItemDataRole.UserRole)
-                  for i in range(self.track_videos_list.count())
-                  if self.track_videos_list.item(i).checkState() == Qt.CheckState.Checked}
+        ticked = {self.track_videos_list.item(i).data(Qt.ItemDataRole.UserRole) for i in self._ticked_rows()}
         self.track_videos_list.clear()
         for i, video in enumerate(labels.videos if labels is not None else []):
             item = QListWidgetItem(f"{i}: {video.name}")
@@ -624,6 +622,11 @@ class InferenceWidget(QWidget):
             item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if str(video.path) in ticked else Qt.CheckState.Unchecked)
             self.track_videos_list.addItem(item)
+
+    def _ticked_rows(self) -> list[int]:
+        """Rows of the videos list that are ticked (= video indices)."""
+        return [i for i in range(self.track_videos_list.count())
+                if self.track_videos_list.item(i).checkState() == Qt.CheckState.Checked]
 
     def track_videos(self) -> list[int] | None:
         """The video indices 'Track only' works on (``None`` = all).
@@ -638,8 +641,7 @@ class InferenceWidget(QWidget):
             return None
         if choice == CURRENT_VIDEO:
             return [self.project.video_index]
-        chosen = [i for i in range(self.track_videos_list.count())
-                  if self.track_videos_list.item(i).checkState() == Qt.CheckState.Checked]
+        chosen = self._ticked_rows()
         if not chosen:
             raise PoseTrackError("tick at least one video to track in the list under 'Track only on'")
         return chosen

@@ -144,9 +144,9 @@ def _with_nodes(labels: Labels, nodes: list[str]) -> Labels:
         return labels
     order = [own.node_index(n) if n in own.nodes else -1 for n in nodes]
     edges = [(nodes.index(own.nodes[a]), nodes.index(own.nodes[b])) for a, b in own.edges]
+    symmetries = [(nodes.index(own.nodes[a]), nodes.index(own.nodes[b])) for a, b in own.symmetries]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # DLC skeletons may have several roots
-        symmetries = [(nodes.index(own.nodes[a]), nodes.index(own.nodes[b])) for a, b in own.symmetries]
         skeleton = Skeleton(nodes, edges, symmetries, name=own.name)
     labels.instances = labels.instances.reorder_nodes(order, len(nodes))
     labels.skeletons[0] = skeleton

@@ -94,31 +94,6 @@ def body_axes(points: np.ndarray) -> np.ndarray:
     return axis
 
 
-def _gray_of(frame: np.ndarray) -> np.ndarray:
-    from .flow import to_gray
-
-    return to_gray(np.asarray(frame))
-
-
-def _read_gray(reader: Any, wanted: np.ndarray):
-    """Yield ``(frame, gray image)`` for the sorted unique ``wanted`` frames.
-
-    Uses the reader's sequential path (``iter_frames``) when the frames are dense enough for decoding
-    forward to beat seeking, else ``reader.frame(i)`` one by one.
-    """
-    wanted = np.unique(np.asarray(wanted, dtype=np.int64))
-    if len(wanted) == 0:
-        return
-    span = int(wanted[-1] - wanted[0]) + 1
-    if hasattr(reader, "iter_frames") and len(wanted) * 4 >= span:
-        from .flow import gray_frames
-
-        yield from gray_frames(reader, wanted)
-        return
-    for f in wanted.tolist():
-        yield f, _gray_of(reader.frame(int(f)))
-
-
 def crop_patches(
     reader: Any,
     frames: np.ndarray,
@@ -207,7 +182,9 @@ def crop_patches(
         out[sel] = np.clip(np.rint(pooled), 0, 255).astype(np.uint8)
         batch.clear()
 
-    for f, img in _read_gray(reader, uniq):
+    from .flow import read_gray_frames
+
+    for f, img in read_gray_frames(reader, uniq):
         if int(f) not in where:
             continue
         batch.append((int(f), img))

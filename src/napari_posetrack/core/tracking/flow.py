@@ -81,3 +81,20 @@ def gray_frames(reader, frames: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     for idx, img in reader.iter_frames(int(frames.min()), stop):
         if idx in wanted:
             yield idx, to_gray(img)
+
+
+def read_gray_frames(reader, frames: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(frame_index, gray image)`` for the sorted unique ``frames``.
+
+    Decodes forward (:func:`gray_frames`) when the frames are dense enough for that to beat seeking
+    and the reader can, else reads ``reader.frame(i)`` one by one.
+    """
+    wanted = np.unique(np.asarray(frames, dtype=np.int64))
+    if len(wanted) == 0:
+        return
+    span = int(wanted[-1] - wanted[0]) + 1
+    if hasattr(reader, "iter_frames") and len(wanted) * 4 >= span:
+        yield from gray_frames(reader, wanted)
+        return
+    for f in wanted.tolist():
+        yield f, to_gray(np.asarray(reader.frame(int(f))))

@@ -498,11 +498,11 @@ def _open_frames(labels: Labels, v: int, video: Any, why: str | None = None):
         return source, False
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
-    if why is None:
-        return open_video(source), True
     try:
         return open_video(source), True
     except MissingFileError as exc:
+        if why is None:
+            raise
         raise MissingFileError(
             exc.path,
             f"{exc.problem}: {why} read the video's frames; give the video (--video-file) or set "
